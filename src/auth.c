@@ -1,0 +1,360 @@
+/* One authentication, start to decision (see auth.h). The PIN is asked only
+ * after the certificate is validated and mapped, so a bad card never costs
+ * a PIN try; the challenge comes from the host and the signature is checked
+ * against the validated certificate's key. */
+#include "config.h"
+#include "auth.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include <openssl/x509.h>
+#include <p11-kit/pkcs11.h>
+
+#include "card.h"
+#include "mapping.h"
+#include "proto.h"
+#include "prove.h"
+#include "util.h"
+
+struct auth_run {
+	const struct piv_conf *conf;
+	const struct piv_ui *ui;
+	struct piv_auth_result *res;
+};
+
+static void ui_log(const struct piv_ui *ui, int prio, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+ui_log(const struct piv_ui *ui, int prio, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (ui->log == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	ui->log(ui->ud, prio, line);
+}
+
+static void
+card_log_cb(void *ud, int prio, const char *text)
+{
+	struct auth_run *run = ud;
+
+	if (prio == LOG_DEBUG && !run->conf->debug)
+		return;
+	run->ui->log(run->ui->ud, prio, text);
+}
+
+static void
+card_waiting_cb(void *ud)
+{
+	struct auth_run *run = ud;
+
+	if (run->ui->info)
+		run->ui->info(run->ui->ud, "Please insert your PIV card");
+}
+
+static void
+map_trace_cb(void *ud, const char *line)
+{
+	struct auth_run *run = ud;
+
+	if (run->conf->debug)
+		run->ui->log(run->ui->ud, LOG_DEBUG, line);
+}
+
+static bool
+exists_cb(void *ud, const char *name)
+{
+	struct auth_run *run = ud;
+
+	return run->ui->account_exists(run->ui->ud, name);
+}
+
+/* What one candidate certificate amounts to before any PIN. */
+struct verdict {
+	enum piv_status status;
+	char why[300];
+	X509 *leaf;
+	char account[257];
+};
+
+static void
+judge(struct auth_run *run, const struct piv_trust *trust,
+      const struct piv_card_candidate *c, const char *user, struct verdict *v)
+{
+	struct piv_accounts acc;
+	const char *chosen = NULL;
+
+	memset(v, 0, sizeof(*v));
+	v->status = piv_validate(run->conf, trust, c->cert.data, c->cert.len, c->extra, c->n_extra,
+	                         &v->leaf, v->why, sizeof(v->why));
+	if (v->status != PIV_OK)
+		return;
+	v->status = piv_map_cert(run->conf, c->cert.data, c->cert.len, exists_cb, map_trace_cb, run,
+	                         &acc);
+	if (v->status == PIV_OK)
+		v->status = piv_map_decide(&acc, user, &chosen);
+	if (v->status == PIV_OK) {
+		snprintf(v->account, sizeof(v->account), "%s", chosen);
+		snprintf(v->why, sizeof(v->why), "mapped to '%s' by rule %zu", chosen, acc.rule + 1);
+	} else if (v->status == PIV_E_AMBIGUOUS) {
+		snprintf(v->why, sizeof(v->why), "certificate maps to %zu accounts", acc.n);
+	} else if (v->status == PIV_E_NOT_MAPPED) {
+		snprintf(v->why, sizeof(v->why), acc.n ? "certificate maps to other account(s)"
+		                                      : "no mapping rule yields an existing account");
+	} else {
+		snprintf(v->why, sizeof(v->why), "mapping failed");
+	}
+	piv_accounts_free(&acc);
+	if (v->status != PIV_OK) {
+		X509_free(v->leaf);
+		v->leaf = NULL;
+	}
+}
+
+static void
+user_error(struct auth_run *run, enum piv_status st, const char *user)
+{
+	const char *text = piv_status_user_text(st);
+	char line[400];
+
+	if (text == NULL || run->ui->error == NULL)
+		return;
+	if (st == PIV_E_NOT_MAPPED) {
+		char esc[300];
+		snprintf(line, sizeof(line), "PIV certificate is not mapped to %s",
+		         piv_escape_str(user && *user ? user : "any account", esc, sizeof(esc)));
+		text = line;
+	}
+	run->ui->error(run->ui->ud, text);
+}
+
+static enum piv_sig_scheme
+scheme_of(uint32_t mechanism, bool *known)
+{
+	*known = true;
+	switch (mechanism) {
+	case CKM_SHA256_RSA_PKCS:
+	case CKM_RSA_PKCS:
+		return PIV_SIG_RSA_PKCS1;
+	case CKM_SHA256_RSA_PKCS_PSS:
+	case CKM_RSA_PKCS_PSS:
+		return PIV_SIG_RSA_PSS;
+	case CKM_ECDSA:
+	case CKM_ECDSA_SHA256:
+	case CKM_ECDSA_SHA384:
+		return PIV_SIG_ECDSA_RAW;
+	default:
+		*known = false;
+		return PIV_SIG_RSA_PKCS1;
+	}
+}
+
+static const char *
+pin_flags_text(uint32_t flags)
+{
+	if (flags & CKF_USER_PIN_FINAL_TRY)
+		return " (one try left: a wrong PIN will lock the card)";
+	if (flags & CKF_USER_PIN_COUNT_LOW)
+		return " (few tries left)";
+	return "";
+}
+
+/* PIN, challenge, signature, verification. */
+static enum piv_status
+prove(struct auth_run *run, struct piv_card *card, size_t index, X509 *leaf)
+{
+	const struct piv_card_candidate *c = &card->cand[index];
+	struct piv_sign_request req;
+	struct piv_sign_result sr;
+	uint8_t challenge[PIV_CHALLENGE_LEN];
+	char prompt[200], label[140], *pin = NULL;
+	enum piv_status st;
+	size_t field_len;
+	enum piv_hash hash;
+	int is_ec = 0, bits = 0;
+	bool known;
+
+	memset(&req, 0, sizeof(req));
+	if (piv_cert_key_kind(leaf, &is_ec, &hash, &field_len, &bits) != 0)
+		return PIV_E_CERT_KEY_TYPE;
+	if (c->token_flags & CKF_USER_PIN_LOCKED) {
+		snprintf(run->res->reason, sizeof(run->res->reason), "the card reports its PIN locked");
+		return PIV_E_PIN_LOCKED;
+	}
+	piv_escape_str(c->token_label, label, sizeof(label));
+	if (c->token_flags & CKF_USER_PIN_FINAL_TRY)
+		run->ui->info(run->ui->ud, "Warning: this is the final PIN try before the card locks");
+	else if (c->token_flags & CKF_USER_PIN_COUNT_LOW)
+		run->ui->info(run->ui->ud, "Warning: few PIN tries left before the card locks");
+
+	req.pinpad = (c->token_flags & CKF_PROTECTED_AUTHENTICATION_PATH) != 0;
+	if (req.pinpad) {
+		snprintf(prompt, sizeof(prompt), "Enter the PIN for %s on the PIN pad", label);
+		run->ui->info(run->ui->ud, prompt);
+	} else {
+		snprintf(prompt, sizeof(prompt), "PIN for %s: ", label);
+		run->res->pin_prompted = true;
+		if (run->ui->ask_pin(run->ui->ud, prompt, &pin) != 0 || pin == NULL) {
+			snprintf(run->res->reason, sizeof(run->res->reason), "PIN conversation failed");
+			piv_free_secret(&pin);
+			return PIV_E_CONV;
+		}
+	}
+	if (piv_make_challenge(challenge, sizeof(challenge)) != 0) {
+		piv_free_secret(&pin);
+		return PIV_E_INTERNAL;
+	}
+	req.index = index;
+	req.pin = pin;
+	req.challenge = challenge;
+	req.challenge_len = sizeof(challenge);
+	req.is_ec = is_ec != 0;
+	req.hash = hash;
+	st = piv_card_sign(card, &req, &sr);
+	piv_free_secret(&pin);
+	if (st != PIV_OK) {
+		snprintf(run->res->reason, sizeof(run->res->reason), "card helper failed while signing");
+		return st;
+	}
+	switch (sr.helper_status) {
+	case PIV_H_OK:
+		break;
+	case PIV_H_PIN_INCORRECT:
+	case PIV_H_PIN_LEN:
+		snprintf(run->res->reason, sizeof(run->res->reason), "wrong PIN%s",
+		         pin_flags_text(sr.token_flags));
+		if (run->ui->error) {
+			char text[200];
+			snprintf(text, sizeof(text), "Wrong PIN%s", sr.token_flags & CKF_USER_PIN_LOCKED
+			         ? ": the PIN is now locked" : pin_flags_text(sr.token_flags));
+			run->ui->error(run->ui->ud, text);
+		}
+		piv_sign_result_free(&sr);
+		return (sr.token_flags & CKF_USER_PIN_LOCKED) ? PIV_E_PIN_LOCKED : PIV_E_PIN_WRONG;
+	case PIV_H_PIN_LOCKED:
+		snprintf(run->res->reason, sizeof(run->res->reason), "PIN is locked");
+		piv_sign_result_free(&sr);
+		return PIV_E_PIN_LOCKED;
+	case PIV_H_NO_KEY:
+		snprintf(run->res->reason, sizeof(run->res->reason), "%s", sr.message);
+		piv_sign_result_free(&sr);
+		return PIV_E_NO_KEY;
+	default:
+		snprintf(run->res->reason, sizeof(run->res->reason), "card error: %s", sr.message);
+		piv_sign_result_free(&sr);
+		return PIV_E_HELPER;
+	}
+	{
+		enum piv_sig_scheme scheme = scheme_of(sr.mechanism, &known);
+		int ok = known && piv_verify_signature(leaf, scheme, hash, challenge, sizeof(challenge),
+		                                       sr.sig, sr.sig_len);
+		piv_sign_result_free(&sr);
+		if (!ok) {
+			snprintf(run->res->reason, sizeof(run->res->reason),
+			         "the card's signature does not verify with the certificate's key");
+			return PIV_E_SIGNATURE;
+		}
+	}
+	return PIV_OK;
+}
+
+enum piv_status
+piv_authenticate(const struct piv_conf *conf, const char *user, const struct piv_ui *ui,
+                 struct piv_auth_result *res)
+{
+	struct auth_run run = { conf, ui, res };
+	struct piv_trust trust;
+	struct piv_card card;
+	struct verdict verdicts[PIV_MAX_CANDIDATES];
+	size_t chosen = PIV_MAX_CANDIDATES, n_ok = 0;
+	enum piv_status st;
+
+	memset(res, 0, sizeof(*res));
+	memset(verdicts, 0, sizeof(verdicts));
+	memset(&card, 0, sizeof(card));
+	card.fd = -1;
+	card.pid = -1;
+	if (user != NULL && *user == '\0')
+		user = NULL;
+
+	/* Trust material first: a broken configuration must not touch a card. */
+	st = piv_trust_load(conf, &trust, res->reason, sizeof(res->reason));
+	if (st != PIV_OK)
+		goto done;
+
+	st = piv_card_open(&card, conf, card_log_cb, card_waiting_cb, &run);
+	if (st != PIV_OK) {
+		snprintf(res->reason, sizeof(res->reason), "%s",
+		         st == PIV_E_NO_CARD ? card.message : "card helper failed");
+		if (st == PIV_E_NO_CARD)
+			user_error(&run, st, user);
+		goto done;
+	}
+
+	/* Validate and map every candidate before any PIN. With a PAM user,
+	 * the first card that maps to that user is used; without one, there
+	 * must be exactly one usable card. */
+	for (size_t i = 0; i < card.n_cand; i++) {
+		judge(&run, &trust, &card.cand[i], user, &verdicts[i]);
+		if (conf->debug) {
+			char label[140];
+			ui_log(ui, LOG_DEBUG, "token '%s' certificate %zu: %s: %s",
+			       piv_escape_str(card.cand[i].token_label, label, sizeof(label)), i,
+			       piv_status_name(verdicts[i].status), verdicts[i].why);
+		}
+		if (verdicts[i].status == PIV_OK) {
+			n_ok++;
+			if (chosen == PIV_MAX_CANDIDATES)
+				chosen = i;
+		}
+	}
+	if (chosen == PIV_MAX_CANDIDATES) {
+		struct verdict *first = &verdicts[0];
+		X509 *cert = piv_cert_from_der(card.cand[0].cert.data, card.cand[0].cert.len);
+		st = first->status;
+		snprintf(res->reason, sizeof(res->reason), "%s", first->why);
+		if (cert != NULL) {
+			piv_cert_identify(cert, &res->cert);
+			res->have_cert = true;
+			X509_free(cert);
+		}
+		user_error(&run, st, user);
+		goto done;
+	}
+	if (user == NULL && n_ok > 1) {
+		st = PIV_E_AMBIGUOUS;
+		snprintf(res->reason, sizeof(res->reason),
+		         "%zu cards map to accounts; a user name is needed", n_ok);
+		user_error(&run, st, user);
+		goto done;
+	}
+	piv_cert_identify(verdicts[chosen].leaf, &res->cert);
+	res->have_cert = true;
+	piv_escape_str(card.cand[chosen].token_label, res->token_label, sizeof(res->token_label));
+	snprintf(res->account, sizeof(res->account), "%s", verdicts[chosen].account);
+
+	st = prove(&run, &card, chosen, verdicts[chosen].leaf);
+	if (st == PIV_E_PIN_LOCKED && ui->error)
+		ui->error(ui->ud, piv_status_user_text(st));
+	if (st == PIV_OK)
+		snprintf(res->reason, sizeof(res->reason), "%s; signature verified",
+		         verdicts[chosen].why);
+done:
+	for (size_t i = 0; i < PIV_MAX_CANDIDATES; i++)
+		X509_free(verdicts[i].leaf);
+	piv_card_close(&card);
+	if (trust.store != NULL)
+		piv_trust_free(&trust);
+	res->status = st;
+	return st;
+}

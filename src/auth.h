@@ -1,0 +1,39 @@
+/* One card authentication from start to decision, independent of PAM:
+ * gather (card) → validate → map → prove (PIN, signature) → decide. The
+ * PAM layer and the tools drive it through struct piv_ui. */
+#ifndef PIV_AUTH_H
+#define PIV_AUTH_H
+
+#include <stdbool.h>
+
+#include "conf.h"
+#include "status.h"
+#include "validate.h"
+
+struct piv_ui {
+	void *ud;
+	/* Ask for the PIN with echo off. 0 and *pin (caller wipes and frees),
+	 * or -1 when the conversation failed or was cancelled. */
+	int (*ask_pin)(void *ud, const char *prompt, char **pin);
+	void (*info)(void *ud, const char *text);
+	void (*error)(void *ud, const char *text);
+	void (*log)(void *ud, int prio, const char *text);
+	bool (*account_exists)(void *ud, const char *name);
+};
+
+struct piv_auth_result {
+	enum piv_status status;
+	char account[257];        /* the account that logged in */
+	char token_label[140];    /* escaped */
+	char reason[400];         /* log-safe detail of the outcome */
+	bool have_cert;
+	struct piv_cert_id cert;  /* the certificate that decided */
+	bool pin_prompted;
+};
+
+/* user: the PAM user, or NULL/"" for a username-less login. Never returns
+ * PIV_OK unless every step of SPEC §1 held. */
+enum piv_status piv_authenticate(const struct piv_conf *conf, const char *user,
+                                 const struct piv_ui *ui, struct piv_auth_result *res);
+
+#endif

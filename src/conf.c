@@ -1,0 +1,726 @@
+/* pam_piv configuration: one parser for the file and for module arguments.
+ * Values are validated when read, so a loaded struct piv_conf is trusted by
+ * every later stage; anything unknown or malformed is an error. */
+#include "config.h"
+#include "conf.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/objects.h>
+#include <p11-kit/uri.h>
+#include <sss_certmap.h>
+
+enum key_kind {
+	K_STRING,     /* non-empty string */
+	K_PATH,       /* absolute path */
+	K_TOKEN_URI,
+	K_CERT_URI,
+	K_UINT,
+	K_BOOL,
+	K_EKU_LIST,
+	K_POLICY_LIST,
+	K_MATCH,
+	K_MAP,
+	K_ENV_LIST,
+	K_REVOCATION,
+	K_LATER,      /* a documented key whose feature this version lacks */
+};
+
+struct key_def {
+	const char *name;
+	enum key_kind kind;
+	size_t offset;
+	unsigned min, max;
+	const char *later_why;
+};
+
+#define OFF(field) offsetof(struct piv_conf, field)
+#define REVOCATION_LATER "revocation checking (CRL, OCSP) is not implemented in this version"
+#define LDAP_LATER "LDAP mapping is not implemented in this version"
+
+static const struct key_def key_defs[] = {
+	{ "pkcs11_module", K_STRING, OFF(pkcs11_module), 0, 0, NULL },
+	{ "token", K_TOKEN_URI, OFF(token_uri), 0, 0, NULL },
+	{ "cert", K_CERT_URI, OFF(cert_uri), 0, 0, NULL },
+	{ "card_wait", K_UINT, OFF(card_wait), 0, 3600, NULL },
+	{ "card_timeout", K_UINT, OFF(card_timeout), 1, 3600, NULL },
+	{ "net_timeout", K_UINT, OFF(net_timeout), 1, 300, NULL },
+	{ "ca_file", K_PATH, OFF(ca_file), 0, 0, NULL },
+	{ "ca_dir", K_PATH, OFF(ca_dir), 0, 0, NULL },
+	{ "intermediates", K_PATH, OFF(intermediates), 0, 0, NULL },
+	{ "require_eku", K_EKU_LIST, OFF(require_eku), 0, 0, NULL },
+	{ "require_policy", K_POLICY_LIST, OFF(require_policy), 0, 0, NULL },
+	{ "revocation", K_REVOCATION, 0, 0, 0, REVOCATION_LATER },
+	{ "revocation_fail", K_LATER, 0, 0, 0, REVOCATION_LATER },
+	{ "crl_file", K_LATER, 0, 0, 0, REVOCATION_LATER },
+	{ "crl_dir", K_LATER, 0, 0, 0, REVOCATION_LATER },
+	{ "crl_fetch", K_LATER, 0, 0, 0, REVOCATION_LATER },
+	{ "ocsp_url", K_LATER, 0, 0, 0, REVOCATION_LATER },
+	{ "cache_dir", K_LATER, 0, 0, 0, REVOCATION_LATER },
+	{ "match", K_MATCH, 0, 0, 0, NULL },
+	{ "map", K_MAP, 0, 0, 0, NULL },
+	{ "ldap_uri", K_LATER, 0, 0, 0, LDAP_LATER },
+	{ "ldap_base", K_LATER, 0, 0, 0, LDAP_LATER },
+	{ "ldap_user_attr", K_LATER, 0, 0, 0, LDAP_LATER },
+	{ "ldap_bind_dn", K_LATER, 0, 0, 0, LDAP_LATER },
+	{ "ldap_bind_pw_file", K_LATER, 0, 0, 0, LDAP_LATER },
+	{ "ldap_starttls", K_LATER, 0, 0, 0, LDAP_LATER },
+	{ "ldap_ca_file", K_LATER, 0, 0, 0, LDAP_LATER },
+	{ "card_only", K_BOOL, OFF(card_only), 0, 0, NULL },
+	{ "fail_delay", K_UINT, OFF(fail_delay), 0, 60000, NULL },
+	{ "debug", K_BOOL, OFF(debug), 0, 0, NULL },
+	{ "helper", K_PATH, OFF(helper), 0, 0, NULL },
+	{ "helper_env", K_ENV_LIST, OFF(helper_env), 0, 0, NULL },
+};
+
+/* PIV Card Authentication: its key signs without a PIN, so it never logs
+ * anybody in (SPEC §1). */
+static const char *const card_auth_eku = "2.16.840.1.101.3.6.8";
+
+/* One "key = value" item with where it came from. */
+struct item {
+	const char *key;
+	const char *value;
+	const char *origin; /* file name, or NULL for an argument */
+	unsigned line;
+};
+
+struct loader {
+	struct piv_conf *conf;
+	struct piv_conf_error *err;
+	char *pending_match;   /* a "match" waiting for its "map" */
+	const char *pending_origin;
+	unsigned pending_line;
+	bool revocation_set;
+};
+
+static int
+fail(struct loader *ld, const struct item *it, const char *fmt, ...)
+{
+	char text[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (it == NULL)
+		snprintf(ld->err->msg, sizeof(ld->err->msg), "%s", text);
+	else if (it->origin != NULL)
+		snprintf(ld->err->msg, sizeof(ld->err->msg), "%s:%u: %s",
+		         it->origin, it->line, text);
+	else
+		snprintf(ld->err->msg, sizeof(ld->err->msg),
+		         "module argument '%s': %s", it->key, text);
+	return -1;
+}
+
+static const struct key_def *
+find_key(const char *name)
+{
+	for (size_t i = 0; i < sizeof(key_defs) / sizeof(key_defs[0]); i++)
+		if (strcmp(key_defs[i].name, name) == 0)
+			return &key_defs[i];
+	return NULL;
+}
+
+static int
+strlist_add(struct piv_strlist *list, const char *value)
+{
+	char **grown = realloc(list->v, (list->n + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return -1;
+	list->v = grown;
+	if ((list->v[list->n] = strdup(value)) == NULL)
+		return -1;
+	list->n++;
+	return 0;
+}
+
+static void
+strlist_free(struct piv_strlist *list)
+{
+	for (size_t i = 0; i < list->n; i++)
+		free(list->v[i]);
+	free(list->v);
+	list->v = NULL;
+	list->n = 0;
+}
+
+static int
+set_string(char **slot, const char *value)
+{
+	char *copy = strdup(value);
+	if (copy == NULL)
+		return -1;
+	free(*slot);
+	*slot = copy;
+	return 0;
+}
+
+static int
+parse_bool(const char *v, bool *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcmp(v, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcmp(v, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* A PKCS#11 URI that the helper can use; pin-value and pin-source are
+ * refused because a PIN never comes from configuration. */
+static int
+check_uri(struct loader *ld, const struct item *it, bool object)
+{
+	P11KitUri *uri = p11_kit_uri_new();
+	int ret = -1;
+	int rv;
+
+	if (uri == NULL)
+		return fail(ld, it, "out of memory");
+	rv = p11_kit_uri_parse(it->value, object ? P11_KIT_URI_FOR_OBJECT_ON_TOKEN_AND_MODULE
+	                                         : P11_KIT_URI_FOR_TOKEN | P11_KIT_URI_FOR_MODULE,
+	                       uri);
+	if (rv != P11_KIT_URI_OK) {
+		fail(ld, it, "not a valid PKCS#11 URI: %s", p11_kit_uri_message(rv));
+		goto out;
+	}
+	if (p11_kit_uri_get_pin_value(uri) != NULL || p11_kit_uri_get_pin_source(uri) != NULL) {
+		fail(ld, it, "PKCS#11 URIs with pin-value or pin-source are refused");
+		goto out;
+	}
+	if (object) {
+		CK_ATTRIBUTE_PTR cls = p11_kit_uri_get_attribute(uri, CKA_CLASS);
+		if (cls != NULL && (cls->ulValueLen != sizeof(CK_OBJECT_CLASS) ||
+		                    *(CK_OBJECT_CLASS *)cls->pValue != CKO_CERTIFICATE)) {
+			fail(ld, it, "the URI must name a certificate (type=cert)");
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	p11_kit_uri_free(uri);
+	return ret;
+}
+
+static int
+check_oid(struct loader *ld, const struct item *it, bool numeric_only)
+{
+	ASN1_OBJECT *obj = OBJ_txt2obj(it->value, numeric_only ? 1 : 0);
+	char dotted[128];
+	int ret = 0;
+
+	if (obj == NULL)
+		return fail(ld, it, numeric_only ? "not a dotted OID" : "not an EKU name or OID");
+	OBJ_obj2txt(dotted, sizeof(dotted), obj, 1);
+	if (!numeric_only && strcmp(dotted, card_auth_eku) == 0)
+		ret = fail(ld, it, "the PIV Card Authentication EKU cannot be required: that key signs without a PIN");
+	ASN1_OBJECT_free(obj);
+	return ret;
+}
+
+/* Ask libsss_certmap whether it accepts the rule, so a typo is reported at
+ * configuration time with file and line, not at the first login. */
+static int
+check_rule(struct loader *ld, const struct item *it, const char *match, const char *map)
+{
+	struct sss_certmap_ctx *ctx = NULL;
+	char *map_rule = NULL;
+	int rv;
+
+	if (strncmp(map, "name:", 5) == 0) {
+		if (map[5] == '\0')
+			return fail(ld, it, "'name:' needs a template, e.g. name:{subject_dn_component.uid}");
+		if (asprintf(&map_rule, "LDAPU1:%s", map + 5) < 0)
+			return fail(ld, it, "out of memory");
+	} else if (strncmp(map, "file:", 5) == 0) {
+		return fail(ld, it, "mapping files (file:) are not implemented in this version");
+	} else if (strncmp(map, "ldap:", 5) == 0) {
+		return fail(ld, it, LDAP_LATER);
+	} else {
+		return fail(ld, it, "unknown mapping rule kind (expected name:, file: or ldap:)");
+	}
+	rv = sss_certmap_init(NULL, NULL, NULL, &ctx);
+	if (rv == 0)
+		rv = sss_certmap_add_rule(ctx, 0, match != NULL ? match : "<KU>digitalSignature",
+		                          map_rule, NULL);
+	sss_certmap_free_ctx(ctx);
+	free(map_rule);
+	if (rv != 0)
+		return fail(ld, it, "libsss_certmap rejects this %s rule (%s)",
+		            match != NULL ? "matching or mapping" : "mapping", strerror(rv));
+	return 0;
+}
+
+static int
+add_rule(struct loader *ld, const struct item *it)
+{
+	struct piv_conf *conf = ld->conf;
+	struct piv_rule *grown;
+
+	if (check_rule(ld, it, ld->pending_match, it->value) != 0)
+		return -1;
+	grown = realloc(conf->rules, (conf->n_rules + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return fail(ld, it, "out of memory");
+	conf->rules = grown;
+	conf->rules[conf->n_rules].match = ld->pending_match;
+	conf->rules[conf->n_rules].map = strdup(it->value);
+	ld->pending_match = NULL;
+	if (conf->rules[conf->n_rules].map == NULL) {
+		free(conf->rules[conf->n_rules].match);
+		return fail(ld, it, "out of memory");
+	}
+	conf->n_rules++;
+	return 0;
+}
+
+static bool
+valid_env_name(const char *s, size_t len)
+{
+	if (len == 0 || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
+		return false;
+	for (size_t i = 1; i < len; i++)
+		if (!(isalnum((unsigned char)s[i]) || s[i] == '_'))
+			return false;
+	return true;
+}
+
+static int
+apply(struct loader *ld, const struct item *it)
+{
+	const struct key_def *def = find_key(it->key);
+	struct piv_conf *conf = ld->conf;
+	void *field;
+
+	if (def == NULL)
+		return fail(ld, it, "unknown key '%s'", it->key);
+	if (it->value[0] == '\0')
+		return fail(ld, it, "'%s' needs a value", it->key);
+	field = (char *)conf + def->offset;
+
+	switch (def->kind) {
+	case K_STRING:
+		break;
+	case K_PATH:
+		if (it->value[0] != '/')
+			return fail(ld, it, "'%s' must be an absolute path", it->key);
+		break;
+	case K_TOKEN_URI:
+	case K_CERT_URI:
+		if (check_uri(ld, it, def->kind == K_CERT_URI) != 0)
+			return -1;
+		break;
+	case K_UINT:
+		if (piv_parse_uint(it->value, def->min, def->max, (unsigned *)field) != 0)
+			return fail(ld, it, "'%s' must be a whole number from %u to %u",
+			            it->key, def->min, def->max);
+		return 0;
+	case K_BOOL:
+		if (parse_bool(it->value, (bool *)field) != 0)
+			return fail(ld, it, "'%s' must be yes or no", it->key);
+		return 0;
+	case K_EKU_LIST:
+	case K_POLICY_LIST:
+		if (check_oid(ld, it, def->kind == K_POLICY_LIST) != 0)
+			return -1;
+		return strlist_add(field, it->value) == 0 ? 0 : fail(ld, it, "out of memory");
+	case K_ENV_LIST: {
+		const char *eq = strchr(it->value, '=');
+		if (eq == NULL || !valid_env_name(it->value, (size_t)(eq - it->value)))
+			return fail(ld, it, "'helper_env' takes NAME=VALUE");
+		return strlist_add(field, it->value) == 0 ? 0 : fail(ld, it, "out of memory");
+	}
+	case K_MATCH:
+		if (ld->pending_match != NULL)
+			return fail(ld, it, "two 'match' lines in a row: each 'match' restricts the 'map' line after it");
+		if ((ld->pending_match = strdup(it->value)) == NULL)
+			return fail(ld, it, "out of memory");
+		ld->pending_origin = it->origin;
+		ld->pending_line = it->line;
+		return 0;
+	case K_MAP:
+		return add_rule(ld, it);
+	case K_REVOCATION:
+		if (strcmp(it->value, "none") != 0)
+			return fail(ld, it, "'%s': %s; only 'revocation = none' is accepted",
+			            it->value, def->later_why);
+		ld->revocation_set = true;
+		return 0;
+	case K_LATER:
+		return fail(ld, it, "'%s' is not supported: %s", it->key, def->later_why);
+	}
+	return set_string(field, it->value) == 0 ? 0 : fail(ld, it, "out of memory");
+}
+
+static char *
+trim(char *s)
+{
+	char *end;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	end = s + strlen(s);
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+		*--end = '\0';
+	return s;
+}
+
+/* Is this key one that collects several lines? Those are replaced as a
+ * whole when a module argument sets them. */
+static bool
+is_list_group(const char *key, const char *group)
+{
+	if (strcmp(group, "map") == 0)
+		return strcmp(key, "map") == 0 || strcmp(key, "match") == 0;
+	return strcmp(key, group) == 0;
+}
+
+static bool
+args_set_list(int argc, const char **argv, const char *group)
+{
+	for (int i = 0; i < argc; i++) {
+		size_t klen = strcspn(argv[i], "=");
+		char key[64];
+		if (klen >= sizeof(key))
+			continue;
+		memcpy(key, argv[i], klen);
+		key[klen] = '\0';
+		if (is_list_group(key, group))
+			return true;
+	}
+	return false;
+}
+
+static bool
+skip_file_key(int argc, const char **argv, const char *key)
+{
+	static const char *const groups[] = { "require_eku", "require_policy", "map", "helper_env" };
+
+	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+		if (is_list_group(key, groups[i]))
+			return args_set_list(argc, argv, groups[i]);
+	return false;
+}
+
+static int
+finish_rules(struct loader *ld, const char *where)
+{
+	if (ld->pending_match != NULL) {
+		struct item it = { "match", ld->pending_match, ld->pending_origin, ld->pending_line };
+		fail(ld, &it, "'match' is not followed by a 'map' line");
+		return -1;
+	}
+	(void)where;
+	return 0;
+}
+
+static int
+parse_text(struct loader *ld, const char *name, char *text, int argc, const char **argv)
+{
+	unsigned lineno = 0;
+	char *save = NULL;
+
+	for (char *line = text; line != NULL; line = save) {
+		char *nl = strchr(line, '\n');
+		char *eq, *key, *value;
+		struct item it;
+
+		save = nl ? nl + 1 : NULL;
+		if (nl)
+			*nl = '\0';
+		lineno++;
+		if (strlen(line) > PIV_CONF_MAX_LINE) {
+			it = (struct item){ "", "", name, lineno };
+			return fail(ld, &it, "line too long");
+		}
+		key = trim(line);
+		if (*key == '\0' || *key == '#')
+			continue;
+		it = (struct item){ key, "", name, lineno };
+		eq = strchr(key, '=');
+		if (eq == NULL)
+			return fail(ld, &it, "expected 'key = value'");
+		*eq = '\0';
+		value = trim(eq + 1);
+		key = trim(key);
+		it.key = key;
+		it.value = value;
+		if (*key == '\0')
+			return fail(ld, &it, "expected 'key = value'");
+		if (strcmp(key, "config") == 0)
+			return fail(ld, &it, "'config' is only a module argument");
+		for (const char *p = value; *p; p++)
+			if ((unsigned char)*p < 0x20 && *p != '\t')
+				return fail(ld, &it, "control character in value");
+		if (skip_file_key(argc, argv, key))
+			continue;
+		if (apply(ld, &it) != 0)
+			return -1;
+	}
+	return finish_rules(ld, name);
+}
+
+static int
+apply_args(struct loader *ld, int argc, const char **argv)
+{
+	for (int i = 0; i < argc; i++) {
+		char key[64];
+		const char *eq = strchr(argv[i], '=');
+		size_t klen = eq ? (size_t)(eq - argv[i]) : strlen(argv[i]);
+		struct item it = { argv[i], "", NULL, 0 };
+
+		if (klen == 0 || klen >= sizeof(key))
+			return fail(ld, &it, "unknown module argument");
+		memcpy(key, argv[i], klen);
+		key[klen] = '\0';
+		it.key = key;
+		if (strcmp(key, "config") == 0)
+			continue;
+		if (eq == NULL) {
+			/* A bare boolean name means yes: "debug", "card_only". */
+			const struct key_def *def = find_key(key);
+			if (def == NULL || def->kind != K_BOOL)
+				return fail(ld, &it, def ? "needs key=value" : "unknown key '%s'", key);
+			it.value = "yes";
+		} else {
+			it.value = eq + 1;
+		}
+		if (apply(ld, &it) != 0)
+			return -1;
+	}
+	return finish_rules(ld, NULL);
+}
+
+static int
+set_defaults(struct piv_conf *conf)
+{
+	memset(conf, 0, sizeof(*conf));
+	conf->card_timeout = 30;
+	conf->net_timeout = 5;
+	conf->fail_delay = 2000;
+	if ((conf->pkcs11_module = strdup("p11-kit")) == NULL ||
+	    (conf->cert_uri = strdup(PIV_DEFAULT_CERT_URI)) == NULL ||
+	    (conf->helper = strdup(PIV_HELPER_PATH)) == NULL)
+		return -1;
+	return 0;
+}
+
+static int
+finish(struct loader *ld, const char *name)
+{
+	struct piv_conf *conf = ld->conf;
+	struct item it = { "", "", name, 0 };
+	char where[300];
+
+	snprintf(where, sizeof(where), "%s", name ? name : "module arguments");
+	if (conf->ca_file == NULL && conf->ca_dir == NULL)
+		return fail(ld, NULL, "%s: no trust anchors: set ca_file or ca_dir", where);
+	if (!ld->revocation_set)
+		return fail(ld, NULL, "%s: 'revocation' is not set and its default 'ocsp,crl' is not "
+		            "available: %s; set 'revocation = none' to accept that", where,
+		            REVOCATION_LATER);
+	if (conf->n_rules == 0) {
+		it.key = "map";
+		it.value = PIV_DEFAULT_MAP;
+		if (add_rule(ld, &it) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+load(struct piv_conf *conf, const char *name, char *text, int argc, const char **argv,
+     struct piv_conf_error *err)
+{
+	struct loader ld = { .conf = conf, .err = err };
+	int ret = -1;
+
+	err->msg[0] = '\0';
+	if (set_defaults(conf) != 0) {
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		goto out;
+	}
+	if (text != NULL && parse_text(&ld, name, text, argc, argv) != 0)
+		goto out;
+	if (apply_args(&ld, argc, argv) != 0)
+		goto out;
+	if (finish(&ld, name) != 0)
+		goto out;
+	ret = 0;
+out:
+	free(ld.pending_match);
+	if (ret != 0)
+		piv_conf_free(conf);
+	return ret;
+}
+
+int
+piv_conf_load_string(struct piv_conf *conf, const char *name, const char *text,
+                     int argc, const char **argv, struct piv_conf_error *err)
+{
+	char *copy = text ? strdup(text) : NULL;
+	int ret;
+
+	if (text != NULL && copy == NULL) {
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return -1;
+	}
+	ret = load(conf, name, copy, argc, argv, err);
+	free(copy);
+	return ret;
+}
+
+int
+piv_open_trusted_file(const char *path, size_t max_size, int *fd_out, char *why, size_t why_size)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+	if (fd < 0) {
+		snprintf(why, why_size, "%s: %s", path,
+		         errno == ELOOP ? "is a symbolic link" : strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0) {
+		snprintf(why, why_size, "%s: %s", path, strerror(errno));
+		goto bad;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, why_size, "%s: not a regular file", path);
+		goto bad;
+	}
+	if (st.st_uid != 0) {
+		snprintf(why, why_size, "%s: not owned by root", path);
+		goto bad;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(why, why_size, "%s: writable by group or others", path);
+		goto bad;
+	}
+	if ((size_t)st.st_size > max_size) {
+		snprintf(why, why_size, "%s: larger than %zu bytes", path, max_size);
+		goto bad;
+	}
+	*fd_out = fd;
+	return 0;
+bad:
+	close(fd);
+	return -1;
+}
+
+static int
+read_all(int fd, size_t max, char **out)
+{
+	char *buf = malloc(max + 1);
+	size_t len = 0;
+
+	if (buf == NULL)
+		return -1;
+	for (;;) {
+		ssize_t n = read(fd, buf + len, max + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			free(buf);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > max) {
+			free(buf);
+			errno = EFBIG;
+			return -1;
+		}
+	}
+	buf[len] = '\0';
+	if (memchr(buf, '\0', len) != NULL) {
+		free(buf);
+		errno = EINVAL;
+		return -1;
+	}
+	*out = buf;
+	return 0;
+}
+
+int
+piv_conf_load(struct piv_conf *conf, const char *default_path, int argc, const char **argv,
+              struct piv_conf_error *err)
+{
+	const char *path = default_path;
+	bool explicit_path = false;
+	char *text = NULL;
+	char why[400];
+	int fd = -1;
+	int ret;
+
+	memset(conf, 0, sizeof(*conf));
+	for (int i = 0; i < argc; i++) {
+		if (strncmp(argv[i], "config=", 7) == 0) {
+			path = argv[i] + 7;
+			explicit_path = true;
+		}
+	}
+	if (path == NULL || path[0] != '/') {
+		snprintf(err->msg, sizeof(err->msg), "config=%s: must be an absolute path",
+		         path ? path : "");
+		return -1;
+	}
+	if (piv_open_trusted_file(path, PIV_CONF_MAX_SIZE, &fd, why, sizeof(why)) != 0) {
+		if (!explicit_path && access(path, F_OK) != 0 && errno == ENOENT)
+			return load(conf, NULL, NULL, argc, argv, err);
+		snprintf(err->msg, sizeof(err->msg), "%s", why);
+		return -1;
+	}
+	if (read_all(fd, PIV_CONF_MAX_SIZE, &text) != 0) {
+		snprintf(err->msg, sizeof(err->msg), "%s: cannot read: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	ret = load(conf, path, text, argc, argv, err);
+	free(text);
+	return ret;
+}
+
+void
+piv_conf_free(struct piv_conf *conf)
+{
+	if (conf == NULL)
+		return;
+	free(conf->pkcs11_module);
+	free(conf->token_uri);
+	free(conf->cert_uri);
+	free(conf->ca_file);
+	free(conf->ca_dir);
+	free(conf->intermediates);
+	strlist_free(&conf->require_eku);
+	strlist_free(&conf->require_policy);
+	for (size_t i = 0; i < conf->n_rules; i++) {
+		free(conf->rules[i].match);
+		free(conf->rules[i].map);
+	}
+	free(conf->rules);
+	free(conf->helper);
+	strlist_free(&conf->helper_env);
+	memset(conf, 0, sizeof(*conf));
+}

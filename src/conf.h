@@ -1,0 +1,73 @@
+/* pam_piv configuration: one parser for /etc/security/pam_piv.conf and for
+ * module arguments (arguments override the file). Everything is validated
+ * here, so later stages can trust a loaded struct piv_conf. */
+#ifndef PIV_CONF_H
+#define PIV_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define PIV_CONF_MAX_SIZE (64 * 1024)
+#define PIV_CONF_MAX_LINE 4096
+#define PIV_DEFAULT_CERT_URI "pkcs11:type=cert;id=%01"
+#define PIV_DEFAULT_MAP "name:{subject_dn_component.uid}"
+
+struct piv_strlist {
+	char **v;
+	size_t n;
+};
+
+/* One mapping rule: "map = KIND:ARGUMENT", optionally restricted by the
+ * sss-certmap matching rule given on the "match" line before it. */
+struct piv_rule {
+	char *match; /* NULL: every certificate */
+	char *map;   /* e.g. "name:{subject_dn_component.uid}" */
+};
+
+struct piv_conf {
+	char *pkcs11_module;   /* "p11-kit", a path, or a p11-kit module name */
+	char *token_uri;       /* NULL: any token */
+	char *cert_uri;
+	unsigned card_wait;    /* seconds */
+	unsigned card_timeout; /* seconds */
+	unsigned net_timeout;  /* seconds */
+	char *ca_file;
+	char *ca_dir;
+	char *intermediates;
+	struct piv_strlist require_eku;
+	struct piv_strlist require_policy;
+	struct piv_rule *rules;
+	size_t n_rules;
+	unsigned fail_delay;   /* milliseconds, pam_fail_delay on failure */
+	bool card_only;
+	bool debug;
+	char *helper;                /* card helper program */
+	struct piv_strlist helper_env; /* NAME=VALUE given to the helper */
+};
+
+/* Why loading failed: "FILE:LINE: message" or "argument 'x': message". */
+struct piv_conf_error {
+	char msg[512];
+};
+
+/* Load the configuration: the file named by a config=PATH argument (or
+ * default_path), then the remaining module arguments on top. A missing file
+ * is an error unless it is the default path (every key may then come from
+ * arguments). Returns 0, or -1 with err filled. On error *conf is freed. */
+int piv_conf_load(struct piv_conf *conf, const char *default_path,
+                  int argc, const char **argv, struct piv_conf_error *err);
+
+/* Parse from a string as if it were the file (for tests and fuzzing). */
+int piv_conf_load_string(struct piv_conf *conf, const char *name,
+                         const char *text, int argc, const char **argv,
+                         struct piv_conf_error *err);
+
+void piv_conf_free(struct piv_conf *conf);
+
+/* 0 if the file may be trusted as configuration or a secret: a regular
+ * file (no symlink), owned by root, not writable by group or others, at
+ * most max_size bytes. On success *fd is open (O_CLOEXEC) for reading. */
+int piv_open_trusted_file(const char *path, size_t max_size, int *fd,
+                          char *why, size_t why_size);
+
+#endif

@@ -1,0 +1,44 @@
+/* Mapping a validated certificate to accounts with libsss_certmap rules
+ * (SPEC §3), and the decision whether the PAM user may log in with it. */
+#ifndef PIV_MAPPING_H
+#define PIV_MAPPING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "status.h"
+
+#define PIV_MAX_ACCOUNTS 16
+
+/* Does this account exist for NSS? (pam_modutil_getpwnam in the module.) */
+typedef bool (*piv_account_exists_fn)(void *ud, const char *name);
+/* Debug trace of each rule's result (may be NULL). */
+typedef void (*piv_map_trace_fn)(void *ud, const char *line);
+
+struct piv_accounts {
+	char *name[PIV_MAX_ACCOUNTS];
+	size_t n;
+	size_t rule; /* index of the rule that decided */
+};
+
+void piv_accounts_free(struct piv_accounts *acc);
+
+/* Run the rules in order; the first rule that yields existing accounts
+ * decides. PIV_OK with acc filled, PIV_E_NOT_MAPPED when no rule yields an
+ * account, PIV_E_CONFIG/PIV_E_INTERNAL on library failure. */
+enum piv_status piv_map_cert(const struct piv_conf *conf, const uint8_t *der, size_t len,
+                             piv_account_exists_fn exists, piv_map_trace_fn trace, void *ud,
+                             struct piv_accounts *acc);
+
+/* The decision: with a PAM user, it must be among the accounts; without,
+ * there must be exactly one (returned in *chosen). */
+enum piv_status piv_map_decide(const struct piv_accounts *acc, const char *pam_user,
+                               const char **chosen);
+
+/* Account names we accept from a certificate: what useradd accepts, and
+ * nothing a later consumer could read as syntax. */
+bool piv_valid_account_name(const char *name);
+
+#endif

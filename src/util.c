@@ -1,0 +1,122 @@
+/* Small helpers shared by the module, the helper and the tools: wiping
+ * secrets, escaping untrusted bytes, monotonic time. */
+#include "config.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void
+piv_wipe(void *p, size_t len)
+{
+	if (p == NULL || len == 0)
+		return;
+#ifdef HAVE_EXPLICIT_BZERO
+	explicit_bzero(p, len);
+#else
+	volatile unsigned char *v = p;
+	while (len--)
+		*v++ = 0;
+#endif
+}
+
+void
+piv_free_secret(char **secret)
+{
+	if (secret == NULL || *secret == NULL)
+		return;
+	piv_wipe(*secret, strlen(*secret));
+	free(*secret);
+	*secret = NULL;
+}
+
+char *
+piv_escape(const void *in, size_t in_len, char *out, size_t out_size)
+{
+	static const char hexdig[] = "0123456789abcdef";
+	const unsigned char *p = in;
+	size_t o = 0;
+
+	if (out == NULL || out_size == 0)
+		return out;
+	for (size_t i = 0; i < in_len; i++) {
+		unsigned char c = p[i];
+		size_t need = (c >= 0x20 && c < 0x7f && c != '\\' && c != '"') ? 1 : 4;
+		if (o + need + 1 > out_size) {
+			/* Leave room for the truncation mark. */
+			while (o > 0 && o + 4 > out_size)
+				o--;
+			if (o + 4 <= out_size) {
+				memcpy(out + o, "...", 3);
+				o += 3;
+			}
+			break;
+		}
+		if (need == 1) {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hexdig[c >> 4];
+			out[o++] = hexdig[c & 0xf];
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+char *
+piv_escape_str(const char *in, char *out, size_t out_size)
+{
+	if (in == NULL)
+		in = "(none)";
+	return piv_escape(in, strlen(in), out, out_size);
+}
+
+char *
+piv_hex(const uint8_t *in, size_t len, char sep, char *out, size_t out_size)
+{
+	static const char hexdig[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	if (out == NULL || out_size == 0)
+		return out;
+	for (size_t i = 0; i < len; i++) {
+		if (o + (sep && i ? 3 : 2) + 1 > out_size)
+			break;
+		if (sep && i)
+			out[o++] = sep;
+		out[o++] = hexdig[in[i] >> 4];
+		out[o++] = hexdig[in[i] & 0xf];
+	}
+	out[o] = '\0';
+	return out;
+}
+
+int64_t
+piv_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+piv_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+	char *end = NULL;
+	unsigned long v;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}

@@ -1,0 +1,89 @@
+#!/bin/sh
+# Owns the whole test fixture tree: OUTDIR/pki (via mkpki.sh), one SoftHSM2
+# instance per scenario under OUTDIR/tok/SCENARIO (via mktoken.sh), and the
+# nss_wrapper OUTDIR/passwd and OUTDIR/group. Usage: mkfixtures.sh OUTDIR
+set -eu
+
+die() { printf 'mkfixtures.sh: %s\n' "$*" >&2; exit 1; }
+
+[ $# -eq 1 ] || die "usage: mkfixtures.sh OUTDIR"
+HERE=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$1"
+OUT=$(cd "$1" && pwd)
+PKI=$OUT/pki
+TOK=$OUT/tok
+
+rm -rf "$PKI" "$TOK"
+sh "$HERE/mkpki.sh" "$PKI"
+mkdir -p "$TOK"
+
+# ---- users for nss_wrapper (no carol on purpose: she has a valid card but no account)
+cat > "$OUT/passwd" <<'EOF'
+root:x:0:0:root:/nonexistent/root:/bin/false
+alice:x:1001:1001:Alice Example:/nonexistent/alice:/bin/false
+bob:x:1002:1002:Bob Example:/nonexistent/bob:/bin/false
+nobody:x:65534:65534:nobody:/nonexistent/nobody:/bin/false
+EOF
+cat > "$OUT/group" <<'EOF'
+root:x:0:
+alice:x:1001:
+bob:x:1002:
+nogroup:x:65534:
+EOF
+
+# ---- tokens: every scenario is its own SoftHSM instance, built in parallel
+ERR=$(mktemp -d "${TMPDIR:-/tmp}/mkfixtures.XXXXXX")
+trap 'rm -rf "$ERR"' EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mktoken() { sh "$HERE/mktoken.sh" "$@"; }
+
+# card SCENARIO LEAF [mktoken options]: token SCENARIO with LEAF's cert and key
+card() {
+	s=$1 l=$2
+	shift 2
+	mktoken "$TOK/$s" "$s" --cert "$PKI/$l.der" --key "$PKI/$l.key" "$@"
+}
+
+scenario() {
+	case $1 in
+	rsa2048) card rsa2048 alice-rsa2048 --extra-cert "$PKI/ca/inter.der" ;;
+	rsa3072|rsa4096|p256|p384|expired|notyet|untrusted|wrongeku|cardauth|cardauth-policy|nodigsig)
+		card "$1" "alice-$1" ;;
+	bob|carol) card "$1" "$1-p256" ;;
+	twouid|hostile) card "$1" "$1" ;;
+	mismatch)
+		mktoken "$TOK/mismatch" mismatch --cert "$PKI/alice-p256.der" \
+			--key "$PKI/bob-p256.key" ;;
+	nokey) mktoken "$TOK/nokey" nokey --cert "$PKI/alice-p256.der" ;;
+	alwaysauth) card alwaysauth alice-p256 --always-auth ;;
+	two)
+		mktoken "$TOK/two" "Alice card" --cert "$PKI/alice-p256.der" --key "$PKI/alice-p256.key"
+		mktoken "$TOK/two" "Bob card" --cert "$PKI/bob-p256.der" --key "$PKI/bob-p256.key" ;;
+	empty) mktoken "$TOK/empty" ;;
+	*) die "unknown scenario $1" ;;
+	esac
+}
+
+SCENARIOS="rsa2048 rsa3072 rsa4096 p256 p384 bob carol expired notyet untrusted
+	wrongeku cardauth cardauth-policy nodigsig twouid hostile mismatch nokey
+	alwaysauth two empty"
+
+PIDS=
+for s in $SCENARIOS; do
+	( scenario "$s" ) 2>"$ERR/$s" &
+	PIDS="$PIDS $!:$s"
+done
+fail=
+for p in $PIDS; do
+	wait "${p%%:*}" || fail="$fail ${p#*:}"
+done
+if [ -n "$fail" ]; then
+	for s in $fail; do
+		printf '== scenario %s\n' "$s" >&2
+		cat "$ERR/$s" >&2
+	done
+	die "failed scenarios:$fail"
+fi
