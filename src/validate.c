@@ -327,7 +327,11 @@ name_to_text(const X509_NAME *name, char *out, size_t out_size)
 	snprintf(out, out_size, "(unreadable)");
 	if (bio == NULL)
 		return;
-	if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0) {
+	/* RFC 2253 form, but control and non-ASCII bytes are left to
+	 * piv_escape, so that a log shows one escape (\x0a), not two. */
+	if (X509_NAME_print_ex(bio, name, 0,
+	                       XN_FLAG_RFC2253 & ~(unsigned long)(ASN1_STRFLGS_ESC_CTRL |
+	                                                          ASN1_STRFLGS_ESC_MSB)) >= 0) {
 		len = BIO_get_mem_data(bio, &data);
 		if (len >= 0)
 			piv_escape(data, (size_t)len, out, out_size);

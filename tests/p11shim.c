@@ -1,6 +1,6 @@
-/* p11shim: test-only PKCS#11 module that forwards every call to a real module
- * (SoftHSM2 by default) and, as the P11SHIM_* environment asks, lies about PIN
- * state, mechanisms and authentication or injects failures, hangs and crashes. */
+/* p11shim: test-only PKCS#11 module that forwards every call to a real one
+ * (SoftHSM2 by default) and, as P11SHIM_* variables ask, lies about PIN state,
+ * mechanisms and authentication or injects failures, hangs and crashes. */
 
 #define _POSIX_C_SOURCE 200809L
 
@@ -727,7 +727,8 @@ static bool pin_matches(CK_UTF8CHAR_PTR pin, CK_ULONG pin_len)
 
 /* ------------------------------------------------------------------------
  * Sign operations awaiting a context-specific login (P11SHIM_ALWAYS_AUTH).
- * Callers hold shim.lock.
+ * op_find/op_start/op_end expect shim.lock held; the helpers after them
+ * take it themselves.
  * ------------------------------------------------------------------------ */
 
 static struct sign_op *op_find(CK_SESSION_HANDLE session)
@@ -761,7 +762,9 @@ static void op_end(CK_SESSION_HANDLE session)
         memset(op, 0, sizeof *op);
 }
 
-/* A signature call "uses the key" unless it only asks for the length. */
+/* A signature call "uses the key" unless it only asks for the length:
+ * OpenSC answers that query for PIV cards without touching the card, so a
+ * caller may ask before its context-specific login. */
 static bool op_blocks_signing(CK_SESSION_HANDLE session, bool size_query)
 {
     if (!shim.cfg.always_auth || size_query)
@@ -1325,6 +1328,9 @@ static bool load_target(void)
     return ok;
 }
 
+/* Exported even if the build hides symbols by default: it is the one name
+ * a PKCS#11 loader looks up. */
+__attribute__((visibility("default")))
 CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list)
 {
     if (list == NULL)

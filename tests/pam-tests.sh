@@ -1,0 +1,37 @@
+#!/bin/sh
+# Runs the PAM integration tests (test_pam) in a real libpam stack under
+# pam_wrapper and nss_wrapper, after building the test PKI and the SoftHSM2
+# virtual PIV cards. Needs root: configuration files must be root-owned.
+set -eu
+
+: "${top_srcdir:?run through make check}" "${top_builddir:?}"
+if [ "$(id -u)" != 0 ]; then
+	echo "pam-tests: must run as root (pam_piv only trusts root-owned configuration)" >&2
+	exit 77
+fi
+for lib in "$PAM_WRAPPER_LIB" "$NSS_WRAPPER_LIB" "$SOFTHSM2_MODULE" "$PIV_MODULE" "$PIV_SHIM"; do
+	[ -f "$lib" ] || { echo "pam-tests: missing $lib" >&2; exit 1; }
+done
+
+PIV_FX="$top_builddir/tests/fx"
+PIV_WORK="$PIV_FX/work"
+rm -rf "$PIV_FX"
+mkdir -p "$PIV_WORK/svc"
+chmod 700 "$PIV_FX"
+sh "$top_srcdir/tests/mkfixtures.sh" "$PIV_FX"
+
+# pam_wrapper copies the service directory when the process starts, so
+# every stack the tests use is written here; each reads current.conf,
+# which the tests rewrite case by case.
+conf="config=$PIV_WORK/current.conf"
+echo "auth required $PIV_MODULE $conf" > "$PIV_WORK/svc/piv"
+echo "auth required $PIV_MODULE $conf card_only" > "$PIV_WORK/svc/piv_cardonly"
+echo "auth required $PIV_MODULE $conf bogus_key=1" > "$PIV_WORK/svc/piv_badarg"
+echo "auth required $PIV_MODULE $conf map=name:{subject_dn_component.uid}" > "$PIV_WORK/svc/piv_argmap"
+
+export PIV_FX PIV_WORK
+export PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$PIV_WORK/svc" PAM_WRAPPER_DEBUGLEVEL=2
+export NSS_WRAPPER_PASSWD="$PIV_FX/passwd" NSS_WRAPPER_GROUP="$PIV_FX/group"
+# Sanitizer builds: the preloaded wrappers come before libasan.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0:detect_leaks=1"
+LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" exec "$top_builddir/tests/test_pam"

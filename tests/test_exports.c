@@ -1,5 +1,7 @@
 /* The module exports only the pam_sm_* entry points: a test dlopens the
  * built pam_piv.so and looks for the library's internal symbols. */
+#include "config.h"
+
 #include <dlfcn.h>
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,1 +1,942 @@
-int main(void){return 0;}
+/* PAM integration tests: the built pam_piv.so in a real libpam stack
+ * (pam_wrapper + libpamtest), accounts from nss_wrapper, cards from SoftHSM2
+ * tokens built by mkfixtures.sh, faults from the p11shim test module.
+ * Run by pam-tests.sh, which prepares the fixtures and the environment. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <libpamtest.h>
+#include <security/pam_appl.h>
+
+#define MAX_MSGS 16
+#define PIN "123456"
+
+static const char *fx;        /* fixtures: pki/, tok/, passwd */
+static const char *work;      /* service files read current.conf from here */
+static const char *helper;
+static const char *shim;
+static const char *softhsm;
+
+/* What the conversation saw. */
+struct conv_log {
+	const char *pin;          /* answer to an echo-off prompt; NULL cancels */
+	int prompts;
+	char info[MAX_MSGS][512];
+	int n_info;
+	char err[MAX_MSGS][512];
+	int n_err;
+	char last_prompt[256];
+};
+
+static int
+conv_fn(int n, const struct pam_message **msgs, struct pam_response **resp, void *ud)
+{
+	struct conv_log *log = ud;
+	struct pam_response *r = calloc((size_t)n, sizeof(*r));
+
+	if (r == NULL)
+		return PAM_BUF_ERR;
+	for (int i = 0; i < n; i++) {
+		const struct pam_message *m = msgs[i];
+		switch (m->msg_style) {
+		case PAM_PROMPT_ECHO_OFF:
+			log->prompts++;
+			snprintf(log->last_prompt, sizeof(log->last_prompt), "%s", m->msg);
+			if (log->pin == NULL) {
+				free(r);
+				return PAM_CONV_ERR;
+			}
+			r[i].resp = strdup(log->pin);
+			break;
+		case PAM_PROMPT_ECHO_ON:
+			free(r);
+			return PAM_CONV_ERR; /* the module never asks for echoed input */
+		case PAM_TEXT_INFO:
+			if (log->n_info < MAX_MSGS)
+				snprintf(log->info[log->n_info++], 512, "%s", m->msg);
+			break;
+		case PAM_ERROR_MSG:
+			if (log->n_err < MAX_MSGS)
+				snprintf(log->err[log->n_err++], 512, "%s", m->msg);
+			break;
+		default:
+			break;
+		}
+	}
+	*resp = r;
+	return PAM_SUCCESS;
+}
+
+static bool
+saw(char msgs[][512], int n, const char *needle)
+{
+	for (int i = 0; i < n; i++)
+		if (strstr(msgs[i], needle) != NULL)
+			return true;
+	return false;
+}
+
+/* ---- configuration ------------------------------------------------- */
+
+struct setup {
+	const char *scenario;       /* tok/SCENARIO */
+	const char *extra;          /* more config lines */
+	bool use_shim;
+	const char *shim_env;       /* more helper_env lines, '\n'-separated */
+	bool no_intermediates;
+};
+
+static void
+write_file(const char *path, const char *text, mode_t mode)
+{
+	char tmp[4096];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(tmp, mode), 0);
+	assert_int_equal(rename(tmp, path), 0);
+}
+
+static void
+configure(const struct setup *s)
+{
+	char path[4096], text[16384], intermediates[4200] = "";
+	int n;
+
+	if (!s->no_intermediates)
+		snprintf(intermediates, sizeof(intermediates),
+		         "intermediates = %s/pki/intermediates.pem\n", fx);
+	n = snprintf(text, sizeof(text),
+	             "# written by test_pam\n"
+	             "pkcs11_module = %s\n"
+	             "ca_file = %s/pki/ca/root.pem\n"
+	             "%s"
+	             "revocation = none\n"
+	             "helper = %s\n"
+	             "helper_env = SOFTHSM2_CONF=%s/tok/%s/softhsm2.conf\n"
+	             "fail_delay = 0\n"
+	             "card_timeout = 10\n"
+	             "debug = yes\n",
+	             s->use_shim ? shim : softhsm, fx, intermediates, helper, fx, s->scenario);
+	if (s->use_shim)
+		n += snprintf(text + n, sizeof(text) - (size_t)n,
+		              "helper_env = P11SHIM_TARGET=%s\n", softhsm);
+	if (s->shim_env != NULL) {
+		const char *p = s->shim_env;
+		while (*p) {
+			size_t len = strcspn(p, "\n");
+			n += snprintf(text + n, sizeof(text) - (size_t)n, "helper_env = %.*s\n",
+			              (int)len, p);
+			p += len;
+			if (*p == '\n')
+				p++;
+		}
+	}
+	if (s->extra != NULL)
+		n += snprintf(text + n, sizeof(text) - (size_t)n, "%s\n", s->extra);
+	assert_true(n > 0 && (size_t)n < sizeof(text));
+	snprintf(path, sizeof(path), "%s/current.conf", work);
+	write_file(path, text, 0600);
+}
+
+/* ---- running a PAM transaction ------------------------------------ */
+
+struct outcome {
+	int rv;
+	struct conv_log conv;
+	char user_after[256];     /* PAM_USER after authentication */
+	char token_env[256];      /* PKCS11_LOGIN_TOKEN_NAME */
+	double seconds;
+	char *log;                /* what pam_syslog said (pam_wrapper on stderr) */
+};
+
+static double
+now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static char *
+slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	long len;
+
+	if (f == NULL)
+		return strdup("");
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = calloc(1, (size_t)len + 1);
+	if (buf != NULL && len > 0 && fread(buf, 1, (size_t)len, f) != (size_t)len)
+		buf[0] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static void
+run(const char *service, const char *user, const char *pin, int flags, struct outcome *out)
+{
+	struct pam_testcase tests[] = {
+		pam_test_flags(PAMTEST_AUTHENTICATE, PAM_SUCCESS, flags),
+		pam_test(PAMTEST_KEEPHANDLE, PAM_SUCCESS),
+	};
+	char log_path[4096];
+	int saved_stderr, log_fd;
+	pam_handle_t *ph;
+	const void *item = NULL;
+	const char *env;
+	double t0;
+
+	memset(out, 0, sizeof(*out));
+	out->conv.pin = pin;
+	/* pam_wrapper writes pam_syslog lines to stderr: capture them. */
+	snprintf(log_path, sizeof(log_path), "%s/pam.log", work);
+	fflush(stderr);
+	saved_stderr = dup(2);
+	log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(saved_stderr >= 0 && log_fd >= 0);
+	dup2(log_fd, 2);
+	close(log_fd);
+	t0 = now();
+	/* libpamtest's run_pamtest_conv macro is misparenthesised; call the
+	 * function it stands for. */
+	(void)_pamtest_conv(service, user, conv_fn, &out->conv, tests,
+	                    sizeof(tests) / sizeof(tests[0]), NULL);
+	out->seconds = now() - t0;
+	fflush(stderr);
+	dup2(saved_stderr, 2);
+	close(saved_stderr);
+	out->log = slurp(log_path);
+
+	out->rv = tests[0].op_rv;
+	/* libpamtest stops at the first case whose result differs from the
+	 * expected one, so the handle is kept only after a success. */
+	ph = tests[1].case_out.ph;
+	if (out->rv != PAM_SUCCESS || ph == NULL)
+		return;
+	if (pam_get_item(ph, PAM_USER, &item) == PAM_SUCCESS && item != NULL)
+		snprintf(out->user_after, sizeof(out->user_after), "%s", (const char *)item);
+	env = pam_getenv(ph, "PKCS11_LOGIN_TOKEN_NAME");
+	if (env != NULL)
+		snprintf(out->token_env, sizeof(out->token_env), "%s", env);
+	pam_end(ph, out->rv);
+}
+
+static void
+outcome_free(struct outcome *out)
+{
+	free(out->log);
+	out->log = NULL;
+}
+
+static void
+dump(const struct outcome *o)
+{
+	fprintf(stderr, "rv=%d (%s) prompts=%d %.2fs\n", o->rv, pam_strerror(NULL, o->rv),
+	        o->conv.prompts, o->seconds);
+	for (int i = 0; i < o->conv.n_info; i++)
+		fprintf(stderr, "  info: %s\n", o->conv.info[i]);
+	for (int i = 0; i < o->conv.n_err; i++)
+		fprintf(stderr, "  error: %s\n", o->conv.err[i]);
+	fprintf(stderr, "%s", o->log ? o->log : "");
+}
+
+/* One authentication with expectations. msg: a substring of an error
+ * message the user must see (NULL: none required). */
+static void
+expect(const struct setup *s, const char *user, const char *pin, int want_rv,
+       bool want_prompt, const char *msg, struct outcome *out)
+{
+	configure(s);
+	run("piv", user, pin, 0, out);
+	if (out->rv != want_rv || (out->conv.prompts > 0) != want_prompt ||
+	    (msg != NULL && !saw(out->conv.err, out->conv.n_err, msg))) {
+		dump(out);
+		fail_msg("%s: want rv=%d prompt=%d msg='%s'", s->scenario, want_rv, want_prompt,
+		         msg ? msg : "");
+	}
+}
+
+#define SETUP(...) ((struct setup){ __VA_ARGS__ })
+
+static int
+per_test_timeout(void **state)
+{
+	(void)state;
+	alarm(120); /* a hang fails this test run instead of stalling CI */
+	return 0;
+}
+
+/* ---- success for every key type ------------------------------------ */
+
+static void
+check_success(const char *scenario, const char *label)
+{
+	struct outcome o;
+
+	expect(&SETUP(.scenario = scenario), "alice", PIN, PAM_SUCCESS, true, NULL, &o);
+	assert_int_equal(o.conv.prompts, 1);
+	assert_string_equal(o.token_env, label);
+	assert_non_null(strstr(o.conv.last_prompt, label));
+	assert_non_null(strstr(o.log, "authentication succeeded: account=alice"));
+	assert_non_null(strstr(o.log, "sha256="));
+	assert_non_null(strstr(o.log, "issuer=\"CN=PIV Test Issuing CA"));
+	outcome_free(&o);
+}
+
+static void test_rsa2048(void **s) { (void)s; check_success("rsa2048", "rsa2048"); }
+static void test_rsa3072(void **s) { (void)s; check_success("rsa3072", "rsa3072"); }
+static void test_rsa4096(void **s) { (void)s; check_success("rsa4096", "rsa4096"); }
+static void test_p256(void **s) { (void)s; check_success("p256", "p256"); }
+static void test_p384(void **s) { (void)s; check_success("p384", "p384"); }
+
+/* The chain can also be built from the card's own extra certificate. */
+static void
+test_intermediate_from_card(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect(&SETUP(.scenario = "rsa2048", .no_intermediates = true), "alice", PIN,
+	       PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+	/* p256 has no extra certificate: without intermediates, untrusted. */
+	expect(&SETUP(.scenario = "p256", .no_intermediates = true), "alice", PIN,
+	       PAM_AUTH_ERR, false, "not trusted", &o);
+	outcome_free(&o);
+}
+
+/* ---- each signature mechanism -------------------------------------- */
+
+static void
+check_mech(const char *scenario, const char *mechs, int want_rv, const char *want_mech)
+{
+	char env[256];
+	struct outcome o;
+
+	snprintf(env, sizeof(env), "P11SHIM_MECHS=%s", mechs);
+	expect(&SETUP(.scenario = scenario, .use_shim = true, .shim_env = env), "alice", PIN,
+	       want_rv, true, NULL, &o);
+	if (want_mech != NULL && strstr(o.log, want_mech) == NULL) {
+		dump(&o);
+		fail_msg("expected %s in the log", want_mech);
+	}
+	outcome_free(&o);
+}
+
+static void
+test_mech_rsa_pkcs_raw(void **s)
+{
+	(void)s;
+	check_mech("rsa2048", "CKM_RSA_PKCS", PAM_SUCCESS, "signed with mechanism 0x1\n");
+}
+
+static void
+test_mech_rsa_pss(void **s)
+{
+	(void)s;
+	check_mech("rsa2048", "CKM_SHA256_RSA_PKCS_PSS", PAM_SUCCESS, "signed with mechanism 0x43\n");
+	check_mech("rsa3072", "CKM_RSA_PKCS_PSS", PAM_SUCCESS, "signed with mechanism 0xd\n");
+}
+
+static void
+test_mech_sha256_rsa(void **s)
+{
+	(void)s;
+	check_mech("rsa2048", "CKM_SHA256_RSA_PKCS,CKM_RSA_PKCS", PAM_SUCCESS,
+	           "signed with mechanism 0x40\n");
+}
+
+static void
+test_mech_ecdsa(void **s)
+{
+	(void)s;
+	check_mech("p384", "CKM_ECDSA", PAM_SUCCESS, "signed with mechanism 0x1041\n");
+}
+
+static void
+test_mech_none_usable(void **s)
+{
+	(void)s;
+	/* A token that offers only raw RSA without padding: nothing we use. */
+	check_mech("rsa2048", "CKM_RSA_X_509", PAM_AUTH_ERR, "no usable signature mechanism");
+}
+
+/* ---- PIN ----------------------------------------------------------- */
+
+static void
+test_wrong_pin_then_right(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect(&SETUP(.scenario = "p256"), "alice", "654321", PAM_AUTH_ERR, true, "Wrong PIN", &o);
+	assert_null(strstr(o.log, "654321")); /* never logged */
+	assert_null(strstr(o.log, "123456"));
+	outcome_free(&o);
+	expect(&SETUP(.scenario = "p256"), "alice", PIN, PAM_SUCCESS, true, NULL, &o);
+	assert_null(strstr(o.log, PIN));
+	outcome_free(&o);
+}
+
+static void
+test_pin_locked_flag(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	/* The token says it is locked: no prompt, PAM_MAXTRIES. */
+	expect(&SETUP(.scenario = "p256", .use_shim = true, .shim_env = "P11SHIM_PIN_FLAGS=locked"),
+	       "alice", PIN, PAM_MAXTRIES, false, "PIN is locked", &o);
+	outcome_free(&o);
+}
+
+static void
+test_pin_locked_at_login(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect(&SETUP(.scenario = "p256", .use_shim = true,
+	              .shim_env = "P11SHIM_FAIL=C_Login:CKR_PIN_LOCKED"),
+	       "alice", PIN, PAM_MAXTRIES, true, "PIN is locked", &o);
+	outcome_free(&o);
+}
+
+static void
+test_final_try_warning(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect(&SETUP(.scenario = "p256", .use_shim = true,
+	              .shim_env = "P11SHIM_PIN_FLAGS=final_try"),
+	       "alice", PIN, PAM_SUCCESS, true, NULL, &o);
+	assert_true(saw(o.conv.info, o.conv.n_info, "final PIN try"));
+	outcome_free(&o);
+	expect(&SETUP(.scenario = "p256", .use_shim = true,
+	              .shim_env = "P11SHIM_PIN_FLAGS=final_try"),
+	       "alice", "999999", PAM_AUTH_ERR, true, "one try left", &o);
+	outcome_free(&o);
+	expect(&SETUP(.scenario = "p256", .use_shim = true,
+	              .shim_env = "P11SHIM_PIN_FLAGS=count_low"),
+	       "alice", PIN, PAM_SUCCESS, true, NULL, &o);
+	assert_true(saw(o.conv.info, o.conv.n_info, "few PIN tries left"));
+	outcome_free(&o);
+}
+
+static void
+test_already_logged_in(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	/* A token that claims an earlier login has checked nothing: we log out
+	 * and in again, so the right PIN works and a wrong one still fails. */
+	expect(&SETUP(.scenario = "p256", .use_shim = true,
+	              .shim_env = "P11SHIM_LOGIN_RV=already_logged_in"),
+	       "alice", PIN, PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+	expect(&SETUP(.scenario = "p256", .use_shim = true,
+	              .shim_env = "P11SHIM_LOGIN_RV=already_logged_in"),
+	       "alice", "111111", PAM_AUTH_ERR, true, "Wrong PIN", &o);
+	outcome_free(&o);
+}
+
+static void
+test_always_authenticate(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	/* SoftHSM's own CKA_ALWAYS_AUTHENTICATE key. */
+	expect(&SETUP(.scenario = "alwaysauth"), "alice", PIN, PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+	/* The shim enforces the context-specific login on every C_Sign. */
+	expect(&SETUP(.scenario = "p256", .use_shim = true,
+	              .shim_env = "P11SHIM_ALWAYS_AUTH=1\nP11SHIM_PIN=123456"),
+	       "alice", PIN, PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+}
+
+static void
+test_pinpad(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect(&SETUP(.scenario = "p256", .use_shim = true,
+	              .shim_env = "P11SHIM_PROTECTED_AUTH=1\nP11SHIM_PIN=123456"),
+	       "alice", PIN, PAM_SUCCESS, false, NULL, &o);
+	assert_true(saw(o.conv.info, o.conv.n_info, "PIN pad"));
+	outcome_free(&o);
+}
+
+static void
+test_conversation_cancelled(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect(&SETUP(.scenario = "p256"), "alice", NULL, PAM_AUTH_ERR, true, NULL, &o);
+	outcome_free(&o);
+}
+
+/* ---- no card ------------------------------------------------------- */
+
+static void
+test_no_token(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect(&SETUP(.scenario = "empty"), "alice", PIN, PAM_AUTHINFO_UNAVAIL, false,
+	       "No PIV card found", &o);
+	outcome_free(&o);
+	expect(&SETUP(.scenario = "empty", .extra = "card_only = yes"), "alice", PIN, PAM_AUTH_ERR,
+	       false, "No PIV card found", &o);
+	outcome_free(&o);
+	/* card_only as a bare module argument */
+	configure(&SETUP(.scenario = "empty"));
+	run("piv_cardonly", "alice", PIN, 0, &o);
+	assert_int_equal(o.rv, PAM_AUTH_ERR);
+	outcome_free(&o);
+}
+
+static void
+test_module_will_not_load(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect(&SETUP(.scenario = "p256", .extra = "pkcs11_module = /nonexistent/libnothing.so"),
+	       "alice", PIN, PAM_AUTHINFO_UNAVAIL, false, "No PIV card found", &o);
+	outcome_free(&o);
+	expect(&SETUP(.scenario = "p256", .extra = "pkcs11_module = no-such-registered-module"),
+	       "alice", PIN, PAM_AUTHINFO_UNAVAIL, false, "No PIV card found", &o);
+	outcome_free(&o);
+}
+
+static void
+test_card_wait(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect(&SETUP(.scenario = "empty", .extra = "card_wait = 1"), "alice", PIN,
+	       PAM_AUTHINFO_UNAVAIL, false, "No PIV card found", &o);
+	assert_true(saw(o.conv.info, o.conv.n_info, "insert your PIV card"));
+	assert_true(o.seconds >= 0.9);
+	outcome_free(&o);
+}
+
+static void
+test_token_filter(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect(&SETUP(.scenario = "p256", .extra = "token = pkcs11:token=another%20card"), "alice",
+	       PIN, PAM_AUTHINFO_UNAVAIL, false, "No PIV card found", &o);
+	outcome_free(&o);
+	expect(&SETUP(.scenario = "two", .extra = "token = pkcs11:token=Bob%20card"), "alice", PIN,
+	       PAM_AUTH_ERR, false, "not mapped to alice", &o);
+	outcome_free(&o);
+	expect(&SETUP(.scenario = "two", .extra = "token = pkcs11:token=Alice%20card"), "alice", PIN,
+	       PAM_SUCCESS, true, NULL, &o);
+	assert_string_equal(o.token_env, "Alice card");
+	outcome_free(&o);
+	/* a cert URI that selects nothing on the card */
+	expect(&SETUP(.scenario = "p256", .extra = "cert = pkcs11:type=cert;id=%09"), "alice", PIN,
+	       PAM_AUTHINFO_UNAVAIL, false, "No PIV card found", &o);
+	outcome_free(&o);
+}
+
+/* ---- certificate validation: all refused before any PIN ------------ */
+
+static void
+check_refused(const char *scenario, const char *extra, const char *msg)
+{
+	struct outcome o;
+
+	expect(&SETUP(.scenario = scenario, .extra = extra), "alice", PIN, PAM_AUTH_ERR, false, msg,
+	       &o);
+	assert_non_null(strstr(o.log, "authentication failed: user=alice"));
+	outcome_free(&o);
+}
+
+static void test_untrusted(void **s) { (void)s; check_refused("untrusted", NULL, "not trusted"); }
+static void test_expired(void **s) { (void)s; check_refused("expired", NULL, "has expired"); }
+static void test_notyet(void **s) { (void)s; check_refused("notyet", NULL, "not yet valid"); }
+static void
+test_wrong_eku(void **s)
+{
+	(void)s;
+	check_refused("wrongeku", "require_eku = clientAuth\nrequire_eku = msSmartcardLogin",
+	              "extended key usage");
+}
+static void
+test_card_auth(void **s)
+{
+	(void)s;
+	check_refused("cardauth", NULL, "Card Authentication");
+	check_refused("cardauth-policy", NULL, "Card Authentication");
+}
+static void test_no_digsig(void **s) { (void)s; check_refused("nodigsig", NULL, "digital signatures"); }
+
+static void
+test_policy(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	check_refused("p256", "require_policy = 1.2.3.4", "certificate policy");
+	expect(&SETUP(.scenario = "p256", .extra = "require_policy = 2.16.840.1.101.3.2.1.3.13"),
+	       "alice", PIN, PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+	expect(&SETUP(.scenario = "p256", .extra = "require_eku = pkInitClientAuth"), "alice", PIN,
+	       PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+}
+
+/* ---- proof of possession ------------------------------------------- */
+
+static void
+test_mismatched_key(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	/* The victim's certificate with another key: the signature cannot
+	 * verify against the validated certificate (CVE-2025-24032). */
+	expect(&SETUP(.scenario = "mismatch"), "alice", PIN, PAM_AUTH_ERR, true, NULL, &o);
+	assert_non_null(strstr(o.log, "does not verify"));
+	outcome_free(&o);
+	expect(&SETUP(.scenario = "nokey"), "alice", PIN, PAM_AUTH_ERR, true, NULL, &o);
+	assert_non_null(strstr(o.log, "no private key"));
+	outcome_free(&o);
+}
+
+/* ---- mapping ------------------------------------------------------- */
+
+static void
+test_mapped_to_other_user(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect(&SETUP(.scenario = "p256"), "bob", PIN, PAM_AUTH_ERR, false, "not mapped to bob", &o);
+	outcome_free(&o);
+}
+
+static void
+test_unknown_account(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect(&SETUP(.scenario = "carol"), "carol", PIN, PAM_AUTH_ERR, false, "not mapped", &o);
+	outcome_free(&o);
+	expect(&SETUP(.scenario = "carol"), NULL, PIN, PAM_AUTH_ERR, false, "not mapped", &o);
+	outcome_free(&o);
+}
+
+static void
+test_usernameless(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect(&SETUP(.scenario = "p256"), NULL, PIN, PAM_SUCCESS, true, NULL, &o);
+	assert_string_equal(o.user_after, "alice");
+	outcome_free(&o);
+	expect(&SETUP(.scenario = "bob"), NULL, PIN, PAM_SUCCESS, true, NULL, &o);
+	assert_string_equal(o.user_after, "bob");
+	outcome_free(&o);
+}
+
+static void
+test_usernameless_ambiguous(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	/* Two cards that map to two accounts: no guessing. */
+	expect(&SETUP(.scenario = "two"), NULL, PIN, PAM_AUTH_ERR, false, "more than one", &o);
+	assert_string_equal(o.user_after, "");
+	outcome_free(&o);
+	/* With a user name the matching card is chosen. */
+	expect(&SETUP(.scenario = "two"), "bob", PIN, PAM_SUCCESS, true, NULL, &o);
+	assert_string_equal(o.token_env, "Bob card");
+	outcome_free(&o);
+}
+
+static void
+test_map_rules(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	/* First rule yields nothing (cn is not an account), second decides. */
+	expect(&SETUP(.scenario = "p256", .extra = "map = name:{subject_dn_component.cn}\n"
+	                                           "map = name:{subject_rfc822_name.short_name}"),
+	       "alice", PIN, PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+	/* A match rule that excludes the certificate. */
+	expect(&SETUP(.scenario = "p256", .extra = "match = <ISSUER>^CN=Other CA,.*\n"
+	                                           "map = name:{subject_dn_component.uid}"),
+	       "alice", PIN, PAM_AUTH_ERR, false, "not mapped", &o);
+	outcome_free(&o);
+	expect(&SETUP(.scenario = "p256", .extra = "match = <ISSUER>^CN=PIV Test Issuing CA,.*\n"
+	                                           "map = name:{subject_principal.short_name}"),
+	       "alice", PIN, PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+	/* Hostile subject: the CN template yields no valid account. */
+	expect(&SETUP(.scenario = "hostile", .extra = "map = name:{subject_dn_component.cn}"),
+	       NULL, PIN, PAM_AUTH_ERR, false, "not mapped", &o);
+	outcome_free(&o);
+}
+
+static void
+test_hostile_subject_escaped(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect(&SETUP(.scenario = "hostile"), "alice", PIN, PAM_SUCCESS, true, NULL, &o);
+	/* the newline and ESC of the CN reach the log only escaped */
+	assert_null(strstr(o.log, "\x1b"));
+	assert_null(strstr(o.log, "\nroot"));
+	assert_non_null(strstr(o.log, "\\x1b"));
+	outcome_free(&o);
+}
+
+/* ---- configuration errors ------------------------------------------ */
+
+static void
+check_config_error(const char *extra, const char *log_needle)
+{
+	struct outcome o;
+
+	expect(&SETUP(.scenario = "p256", .extra = extra), "alice", PIN, PAM_SERVICE_ERR, false,
+	       NULL, &o);
+	if (log_needle != NULL && strstr(o.log, log_needle) == NULL) {
+		dump(&o);
+		fail_msg("missing '%s' in the log", log_needle);
+	}
+	outcome_free(&o);
+}
+
+static void
+test_config_errors(void **state)
+{
+	(void)state;
+	check_config_error("no_such_key = 1", "current.conf:11: unknown key 'no_such_key'");
+	check_config_error("card_timeout = soon", "must be a whole number");
+	check_config_error("revocation = ocsp,crl", "not implemented");
+	check_config_error("crl_file = /tmp/x.crl", "not supported");
+	check_config_error("ldap_uri = ldap://127.0.0.1", "not supported");
+	check_config_error("map = file:/etc/piv-map", "not implemented");
+	check_config_error("map = name:{no_such_template}", "libsss_certmap rejects");
+	check_config_error("match = <BOGUS>x\nmap = name:{subject_dn_component.uid}", "rejects");
+	check_config_error("token = pkcs11:token=x;pin-value=123456", "pin-value");
+	check_config_error("require_eku = notAnEku", "EKU");
+	check_config_error("ca_file = /nonexistent/ca.pem", "cannot load trust anchors");
+	check_config_error("debug = maybe", "yes or no");
+	check_config_error("this line has no equals sign", "expected 'key = value'");
+}
+
+static void
+test_config_file_safety(void **state)
+{
+	char path[4096], link_path[4096];
+	struct outcome o;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/current.conf", work);
+	configure(&SETUP(.scenario = "p256"));
+	assert_int_equal(chmod(path, 0620), 0);
+	run("piv", "alice", PIN, 0, &o);
+	assert_int_equal(o.rv, PAM_SERVICE_ERR);
+	assert_non_null(strstr(o.log, "writable by group or others"));
+	outcome_free(&o);
+
+	configure(&SETUP(.scenario = "p256"));
+	assert_int_equal(chown(path, 65534, 65534), 0);
+	run("piv", "alice", PIN, 0, &o);
+	assert_int_equal(o.rv, PAM_SERVICE_ERR);
+	assert_non_null(strstr(o.log, "not owned by root"));
+	outcome_free(&o);
+
+	/* a symlink in place of the file */
+	configure(&SETUP(.scenario = "p256"));
+	snprintf(link_path, sizeof(link_path), "%s/real.conf", work);
+	assert_int_equal(rename(path, link_path), 0);
+	assert_int_equal(symlink(link_path, path), 0);
+	run("piv", "alice", PIN, 0, &o);
+	unlink(path);
+	assert_int_equal(o.rv, PAM_SERVICE_ERR);
+	assert_non_null(strstr(o.log, "symbolic link"));
+	outcome_free(&o);
+
+	/* revocation not set at all: its default is not available yet */
+	write_file(path, "ca_file = /etc/ssl/certs/ca-certificates.crt\n", 0600);
+	run("piv", "alice", PIN, 0, &o);
+	assert_int_equal(o.rv, PAM_SERVICE_ERR);
+	assert_non_null(strstr(o.log, "'revocation' is not set"));
+	outcome_free(&o);
+}
+
+static void
+test_module_arguments(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	/* Unknown module argument. */
+	configure(&SETUP(.scenario = "p256"));
+	run("piv_badarg", "alice", PIN, 0, &o);
+	assert_int_equal(o.rv, PAM_SERVICE_ERR);
+	assert_int_equal(o.conv.prompts, 0);
+	assert_non_null(strstr(o.log, "module argument 'bogus_key'"));
+	outcome_free(&o);
+	/* The argument's map replaces the file's (cn would map nobody). */
+	configure(&SETUP(.scenario = "p256", .extra = "map = name:{subject_dn_component.cn}"));
+	run("piv_argmap", "alice", PIN, 0, &o);
+	assert_int_equal(o.rv, PAM_SUCCESS);
+	outcome_free(&o);
+	configure(&SETUP(.scenario = "p256", .extra = "map = name:{subject_dn_component.cn}"));
+	run("piv", "alice", PIN, 0, &o);
+	assert_int_equal(o.rv, PAM_AUTH_ERR);
+	outcome_free(&o);
+}
+
+static void
+test_silent(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	configure(&SETUP(.scenario = "expired"));
+	run("piv", "alice", PIN, PAM_SILENT, &o);
+	assert_int_equal(o.rv, PAM_AUTH_ERR);
+	assert_int_equal(o.conv.n_err + o.conv.n_info, 0);
+	outcome_free(&o);
+}
+
+/* ---- a misbehaving PKCS#11 module ---------------------------------- */
+
+static void
+check_hang(const char *call, bool want_prompt)
+{
+	char env[128];
+	struct outcome o;
+
+	snprintf(env, sizeof(env), "P11SHIM_HANG=%s", call);
+	expect(&SETUP(.scenario = "p256", .use_shim = true, .shim_env = env,
+	              .extra = "card_timeout = 2"),
+	       "alice", PIN, PAM_AUTH_ERR, want_prompt, NULL, &o);
+	if (o.seconds > 3.0) {
+		dump(&o);
+		fail_msg("hang in %s took %.2fs, more than card_timeout + 1 s", call, o.seconds);
+	}
+	assert_non_null(strstr(o.log, "did not answer within card_timeout"));
+	outcome_free(&o);
+}
+
+static void test_hang_slotlist(void **s) { (void)s; check_hang("C_GetSlotList", false); }
+static void test_hang_initialize(void **s) { (void)s; check_hang("C_Initialize", false); }
+static void test_hang_login(void **s) { (void)s; check_hang("C_Login", true); }
+static void test_hang_sign(void **s) { (void)s; check_hang("C_Sign", true); }
+
+static void
+test_module_crash(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect(&SETUP(.scenario = "p256", .use_shim = true, .shim_env = "P11SHIM_CRASH=C_Sign"),
+	       "alice", PIN, PAM_AUTH_ERR, true, NULL, &o);
+	assert_non_null(strstr(o.log, "card helper exited unexpectedly"));
+	outcome_free(&o);
+	expect(&SETUP(.scenario = "p256", .use_shim = true,
+	              .shim_env = "P11SHIM_CRASH=C_GetTokenInfo"),
+	       "alice", PIN, PAM_AUTH_ERR, false, NULL, &o);
+	outcome_free(&o);
+}
+
+static void
+test_card_errors(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect(&SETUP(.scenario = "p256", .use_shim = true,
+	              .shim_env = "P11SHIM_FAIL=C_Sign:CKR_DEVICE_REMOVED"),
+	       "alice", PIN, PAM_AUTH_ERR, true, NULL, &o);
+	assert_non_null(strstr(o.log, "CKR_DEVICE_REMOVED"));
+	outcome_free(&o);
+	expect(&SETUP(.scenario = "p256", .use_shim = true,
+	              .shim_env = "P11SHIM_FAIL=C_OpenSession:CKR_TOKEN_NOT_PRESENT"),
+	       "alice", PIN, PAM_AUTHINFO_UNAVAIL, false, NULL, &o);
+	outcome_free(&o);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup(f, per_test_timeout)
+		T(test_rsa2048), T(test_rsa3072), T(test_rsa4096), T(test_p256), T(test_p384),
+		T(test_intermediate_from_card),
+		T(test_mech_rsa_pkcs_raw), T(test_mech_rsa_pss), T(test_mech_sha256_rsa),
+		T(test_mech_ecdsa), T(test_mech_none_usable),
+		T(test_wrong_pin_then_right), T(test_pin_locked_flag), T(test_pin_locked_at_login),
+		T(test_final_try_warning), T(test_already_logged_in), T(test_always_authenticate),
+		T(test_pinpad), T(test_conversation_cancelled),
+		T(test_no_token), T(test_module_will_not_load), T(test_card_wait), T(test_token_filter),
+		T(test_untrusted), T(test_expired), T(test_notyet), T(test_wrong_eku), T(test_card_auth),
+		T(test_no_digsig), T(test_policy),
+		T(test_mismatched_key),
+		T(test_mapped_to_other_user), T(test_unknown_account), T(test_usernameless),
+		T(test_usernameless_ambiguous), T(test_map_rules), T(test_hostile_subject_escaped),
+		T(test_config_errors), T(test_config_file_safety), T(test_module_arguments),
+		T(test_silent),
+		T(test_hang_slotlist), T(test_hang_initialize), T(test_hang_login), T(test_hang_sign),
+		T(test_module_crash), T(test_card_errors),
+#undef T
+	};
+
+	fx = getenv("PIV_FX");
+	work = getenv("PIV_WORK");
+	helper = getenv("PIV_HELPER");
+	shim = getenv("PIV_SHIM");
+	softhsm = getenv("SOFTHSM2_MODULE");
+	if (!fx || !work || !helper || !shim || !softhsm) {
+		fprintf(stderr, "run through tests/pam-tests.sh\n");
+		return 1;
+	}
+	return cmocka_run_group_tests_name("pam", tests, NULL, NULL);
+}
