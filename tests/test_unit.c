@@ -1,1 +1,740 @@
-int main(void){return 0;}
+/* cmocka unit tests for libpiv's parsers and decision tables: the
+ * configuration parser (every key, every error), the wire protocol, log
+ * escaping, DigestInfo, ECDSA r||s conversion, signature verification,
+ * account-name rules and the SPEC §4 outcome table. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <security/pam_modules.h>
+
+#include "conf.h"
+#include "mapping.h"
+#include "proto.h"
+#include "prove.h"
+#include "status.h"
+#include "util.h"
+
+#define BASE "ca_file = /etc/ca.pem\nrevocation = none\n"
+
+/* ---- configuration ------------------------------------------------- */
+
+static int
+load_text(const char *text, int argc, const char **argv, struct piv_conf *conf,
+          struct piv_conf_error *err)
+{
+	return piv_conf_load_string(conf, "/etc/security/pam_piv.conf", text, argc, argv, err);
+}
+
+static void
+expect_error(const char *text, int argc, const char **argv, const char *needle)
+{
+	struct piv_conf conf;
+	struct piv_conf_error err;
+
+	if (load_text(text, argc, argv, &conf, &err) == 0) {
+		piv_conf_free(&conf);
+		fail_msg("accepted: %s", text);
+	}
+	if (strstr(err.msg, needle) == NULL)
+		fail_msg("error '%s' lacks '%s'", err.msg, needle);
+}
+
+static void
+test_conf_defaults(void **state)
+{
+	struct piv_conf conf;
+	struct piv_conf_error err;
+
+	(void)state;
+	assert_int_equal(load_text(BASE, 0, NULL, &conf, &err), 0);
+	assert_string_equal(conf.pkcs11_module, "p11-kit");
+	assert_null(conf.token_uri);
+	assert_string_equal(conf.cert_uri, "pkcs11:type=cert;id=%01");
+	assert_int_equal(conf.card_wait, 0);
+	assert_int_equal(conf.card_timeout, 30);
+	assert_int_equal(conf.net_timeout, 5);
+	assert_int_equal(conf.fail_delay, 2000);
+	assert_false(conf.card_only);
+	assert_false(conf.debug);
+	assert_int_equal(conf.n_rules, 1);
+	assert_null(conf.rules[0].match);
+	assert_string_equal(conf.rules[0].map, "name:{subject_dn_component.uid}");
+	assert_string_equal(conf.helper, PIV_HELPER_PATH);
+	piv_conf_free(&conf);
+}
+
+static void
+test_conf_every_key(void **state)
+{
+	static const char text[] =
+		"# a comment\n"
+		"\n"
+		"  pkcs11_module = /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so  \n"
+		"token = pkcs11:manufacturer=piv_II;token=Alice\n"
+		"cert = pkcs11:type=cert;id=%02\n"
+		"card_wait = 10\n"
+		"card_timeout = 15\n"
+		"net_timeout = 3\n"
+		"ca_file = /etc/ssl/piv-ca.pem\n"
+		"ca_dir = /etc/ssl/piv-ca.d\n"
+		"intermediates = /etc/ssl/piv-int.pem\n"
+		"require_eku = clientAuth\n"
+		"require_eku = 1.3.6.1.4.1.311.20.2.2\n"
+		"require_policy = 2.16.840.1.101.3.2.1.3.13\n"
+		"revocation = none\n"
+		"match = <ISSUER>^CN=PIV Test Issuing CA,.*\n"
+		"map = name:{subject_principal.short_name}\n"
+		"map = name:{subject_dn_component.uid}\n"
+		"card_only = yes\n"
+		"fail_delay = 0\n"
+		"debug = on\n"
+		"helper = /usr/libexec/pam_piv/pam_piv_helper\n"
+		"helper_env = OPENSC_CONF=/etc/opensc.conf\n";
+	struct piv_conf conf;
+	struct piv_conf_error err;
+
+	(void)state;
+	if (load_text(text, 0, NULL, &conf, &err) != 0)
+		fail_msg("%s", err.msg);
+	assert_string_equal(conf.pkcs11_module, "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so");
+	assert_string_equal(conf.token_uri, "pkcs11:manufacturer=piv_II;token=Alice");
+	assert_string_equal(conf.cert_uri, "pkcs11:type=cert;id=%02");
+	assert_int_equal(conf.card_wait, 10);
+	assert_int_equal(conf.card_timeout, 15);
+	assert_int_equal(conf.net_timeout, 3);
+	assert_string_equal(conf.ca_file, "/etc/ssl/piv-ca.pem");
+	assert_string_equal(conf.ca_dir, "/etc/ssl/piv-ca.d");
+	assert_string_equal(conf.intermediates, "/etc/ssl/piv-int.pem");
+	assert_int_equal(conf.require_eku.n, 2);
+	assert_string_equal(conf.require_eku.v[1], "1.3.6.1.4.1.311.20.2.2");
+	assert_int_equal(conf.require_policy.n, 1);
+	assert_int_equal(conf.n_rules, 2);
+	assert_string_equal(conf.rules[0].match, "<ISSUER>^CN=PIV Test Issuing CA,.*");
+	assert_string_equal(conf.rules[0].map, "name:{subject_principal.short_name}");
+	assert_null(conf.rules[1].match);
+	assert_true(conf.card_only);
+	assert_int_equal(conf.fail_delay, 0);
+	assert_true(conf.debug);
+	assert_string_equal(conf.helper, "/usr/libexec/pam_piv/pam_piv_helper");
+	assert_int_equal(conf.helper_env.n, 1);
+	piv_conf_free(&conf);
+}
+
+static void
+test_conf_bad_values(void **state)
+{
+	static const struct { const char *line; const char *needle; } cases[] = {
+		{ "no_such_key = 1", ":3: unknown key 'no_such_key'" },
+		{ "card_wait = -1", "whole number from 0 to 3600" },
+		{ "card_wait = 3601", "whole number" },
+		{ "card_timeout = 0", "whole number from 1 to 3600" },
+		{ "card_timeout = 10s", "whole number" },
+		{ "net_timeout = ", "needs a value" },
+		{ "net_timeout = 301", "whole number" },
+		{ "fail_delay = 60001", "whole number" },
+		{ "ca_dir = relative/dir", "absolute path" },
+		{ "intermediates = int.pem", "absolute path" },
+		{ "helper = pam_piv_helper", "absolute path" },
+		{ "token = not a uri", "not a valid PKCS#11 URI" },
+		{ "token = pkcs11:token=x;pin-value=1234", "pin-value" },
+		{ "token = pkcs11:token=x?pin-source=file:/tmp/pin", "pin-source" },
+		{ "cert = pkcs11:type=private;id=%01", "must name a certificate" },
+		{ "cert = pkcs11:id=%01?pin-value=1", "pin-value" },
+		{ "require_eku = definitelyNotAnEku", "not an EKU name or OID" },
+		{ "require_eku = 2.16.840.1.101.3.6.8", "Card Authentication" },
+		{ "require_policy = clientAuth", "not a dotted OID" },
+		{ "revocation = ocsp", "not implemented" },
+		{ "revocation = crl,none", "not implemented" },
+		{ "revocation_fail = open", "not supported" },
+		{ "crl_file = /etc/piv.crl", "not supported" },
+		{ "crl_dir = /etc/crl", "not supported" },
+		{ "crl_fetch = no", "not supported" },
+		{ "ocsp_url = http://127.0.0.1/", "not supported" },
+		{ "cache_dir = /var/cache/pam_piv", "not supported" },
+		{ "ldap_uri = ldap://127.0.0.1", "LDAP" },
+		{ "ldap_base = dc=example", "LDAP" },
+		{ "ldap_user_attr = uid", "LDAP" },
+		{ "ldap_bind_dn = cn=x", "LDAP" },
+		{ "ldap_bind_pw_file = /etc/pw", "LDAP" },
+		{ "ldap_starttls = yes", "LDAP" },
+		{ "ldap_ca_file = /etc/ca", "LDAP" },
+		{ "map = file:/etc/map", "not implemented" },
+		{ "map = ldap:LDAPU1:(uid={subject_dn_component.uid})", "LDAP" },
+		{ "map = nss:alice", "unknown mapping rule kind" },
+		{ "map = name:", "needs a template" },
+		{ "map = name:{bogus_template}", "libsss_certmap rejects" },
+		{ "match = <EKU>clientAuth", "not followed by a 'map'" },
+		{ "match = <NOPE>x\nmap = name:{subject_dn_component.uid}", "rejects" },
+		{ "match = <EKU>clientAuth\nmatch = <EKU>clientAuth", "two 'match' lines" },
+		{ "card_only = perhaps", "yes or no" },
+		{ "debug = 2", "yes or no" },
+		{ "helper_env = NOEQUALS", "NAME=VALUE" },
+		{ "helper_env = 1BAD=x", "NAME=VALUE" },
+		{ "helper_env = =x", "NAME=VALUE" },
+		{ "config = /etc/other.conf", "only a module argument" },
+		{ "just words", "expected 'key = value'" },
+		{ "= value", "expected 'key = value'" },
+		{ "debug = yes\x01", "control character" },
+	};
+	char text[1024];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), BASE "%s\n", cases[i].line);
+		expect_error(text, 0, NULL, cases[i].needle);
+	}
+}
+
+static void
+test_conf_required(void **state)
+{
+	(void)state;
+	expect_error("revocation = none\n", 0, NULL, "no trust anchors");
+	expect_error("ca_file = /etc/ca.pem\n", 0, NULL, "'revocation' is not set");
+}
+
+static void
+test_conf_long_line(void **state)
+{
+	char *text = malloc(PIV_CONF_MAX_LINE + 128);
+	size_t len;
+
+	(void)state;
+	assert_non_null(text);
+	strcpy(text, BASE "ca_dir = /");
+	len = strlen(text);
+	memset(text + len, 'a', PIV_CONF_MAX_LINE);
+	strcpy(text + len + PIV_CONF_MAX_LINE, "\n");
+	expect_error(text, 0, NULL, ":3: line too long");
+	free(text);
+}
+
+static void
+test_conf_arguments(void **state)
+{
+	const char *args[] = { "card_timeout=7", "debug", "require_eku=clientAuth",
+	                       "map=name:{subject_rfc822_name.short_name}" };
+	const char *file = BASE "card_timeout = 20\nrequire_eku = emailProtection\n"
+	                   "require_eku = codeSigning\nmatch = <EKU>clientAuth\n"
+	                   "map = name:{subject_dn_component.uid}\ncard_wait = 4\n";
+	struct piv_conf conf;
+	struct piv_conf_error err;
+
+	(void)state;
+	if (load_text(file, 4, args, &conf, &err) != 0)
+		fail_msg("%s", err.msg);
+	assert_int_equal(conf.card_timeout, 7);    /* argument overrides */
+	assert_int_equal(conf.card_wait, 4);       /* file kept */
+	assert_true(conf.debug);                   /* bare boolean */
+	assert_int_equal(conf.require_eku.n, 1);   /* list replaced whole */
+	assert_string_equal(conf.require_eku.v[0], "clientAuth");
+	assert_int_equal(conf.n_rules, 1);         /* match+map replaced together */
+	assert_null(conf.rules[0].match);
+	assert_string_equal(conf.rules[0].map, "name:{subject_rfc822_name.short_name}");
+	piv_conf_free(&conf);
+
+	{
+		const char *bad[] = { "bogus=1" };
+		expect_error(BASE, 1, bad, "module argument 'bogus': unknown key");
+	}
+	{
+		const char *bad[] = { "card_timeout" };
+		expect_error(BASE, 1, bad, "needs key=value");
+	}
+	{
+		const char *bad[] = { "card_timeout=x" };
+		expect_error(BASE, 1, bad, "module argument 'card_timeout'");
+	}
+	{
+		const char *bad[] = { "=x" };
+		expect_error(BASE, 1, bad, "unknown module argument");
+	}
+	{
+		/* everything from arguments, no file at all */
+		const char *only[] = { "ca_file=/etc/ca.pem", "revocation=none", "card_only" };
+		assert_int_equal(piv_conf_load_string(&conf, NULL, NULL, 3, only, &err), 0);
+		assert_true(conf.card_only);
+		piv_conf_free(&conf);
+	}
+}
+
+static void
+test_conf_files(void **state)
+{
+	char dir[] = "/tmp/piv-unit-XXXXXX";
+	char path[512], args0[600];
+	const char *argv[1];
+	struct piv_conf conf;
+	struct piv_conf_error err;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/pam_piv.conf", dir);
+	snprintf(args0, sizeof(args0), "config=%s", path);
+	argv[0] = args0;
+
+	/* named explicitly but missing */
+	assert_int_equal(piv_conf_load(&conf, "/etc/security/pam_piv.conf", 1, argv, &err), -1);
+	assert_non_null(strstr(err.msg, "No such file"));
+	/* the default path may be missing when arguments say everything */
+	{
+		const char *only[] = { "ca_file=/etc/ca.pem", "revocation=none" };
+		assert_int_equal(piv_conf_load(&conf, path, 2, only, &err), 0);
+		piv_conf_free(&conf);
+	}
+	{
+		const char *rel[] = { "config=relative.conf" };
+		assert_int_equal(piv_conf_load(&conf, path, 1, rel, &err), -1);
+		assert_non_null(strstr(err.msg, "absolute path"));
+	}
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(BASE "card_wait = 2\n", f);
+	fclose(f);
+	chmod(path, 0644);
+	if (geteuid() == 0) {
+		assert_int_equal(piv_conf_load(&conf, "/nonexistent", 1, argv, &err), 0);
+		assert_int_equal(conf.card_wait, 2);
+		piv_conf_free(&conf);
+		chmod(path, 0664);
+		assert_int_equal(piv_conf_load(&conf, "/nonexistent", 1, argv, &err), -1);
+		assert_non_null(strstr(err.msg, "writable by group or others"));
+		chmod(path, 0600);
+		/* a NUL byte inside the file */
+		f = fopen(path, "w");
+		fwrite(BASE "debug = yes\0\n", 1, sizeof(BASE "debug = yes\0\n") - 1, f);
+		fclose(f);
+		assert_int_equal(piv_conf_load(&conf, "/nonexistent", 1, argv, &err), -1);
+		assert_non_null(strstr(err.msg, "cannot read"));
+		/* larger than the cap */
+		f = fopen(path, "w");
+		for (int i = 0; i < PIV_CONF_MAX_SIZE / 10 + 1; i++)
+			fputs("#comment.\n", f);
+		fclose(f);
+		assert_int_equal(piv_conf_load(&conf, "/nonexistent", 1, argv, &err), -1);
+		assert_non_null(strstr(err.msg, "larger than"));
+		/* a directory */
+		unlink(path);
+		mkdir(path, 0700);
+		assert_int_equal(piv_conf_load(&conf, "/nonexistent", 1, argv, &err), -1);
+		assert_non_null(strstr(err.msg, "not a regular file"));
+		rmdir(path);
+	} else {
+		/* not root: our own file is not root-owned */
+		assert_int_equal(piv_conf_load(&conf, "/nonexistent", 1, argv, &err), -1);
+		assert_non_null(strstr(err.msg, "not owned by root"));
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+/* ---- outcome table -------------------------------------------------- */
+
+static void
+test_status_table(void **state)
+{
+	(void)state;
+	assert_int_equal(piv_status_pam_code(PIV_OK, false), PAM_SUCCESS);
+	assert_int_equal(piv_status_pam_code(PIV_E_NO_CARD, false), PAM_AUTHINFO_UNAVAIL);
+	assert_int_equal(piv_status_pam_code(PIV_E_NO_CARD, true), PAM_AUTH_ERR);
+	assert_int_equal(piv_status_pam_code(PIV_E_CERT_EXPIRED, false), PAM_AUTH_ERR);
+	assert_int_equal(piv_status_pam_code(PIV_E_NOT_MAPPED, false), PAM_AUTH_ERR);
+	assert_int_equal(piv_status_pam_code(PIV_E_PIN_WRONG, false), PAM_AUTH_ERR);
+	assert_int_equal(piv_status_pam_code(PIV_E_PIN_LOCKED, false), PAM_MAXTRIES);
+	assert_int_equal(piv_status_pam_code(PIV_E_SIGNATURE, false), PAM_AUTH_ERR);
+	assert_int_equal(piv_status_pam_code(PIV_E_REVOCATION_UNKNOWN, false), PAM_AUTH_ERR);
+	assert_int_equal(piv_status_pam_code(PIV_E_CONFIG, false), PAM_SERVICE_ERR);
+	assert_int_equal(piv_status_pam_code(PIV_E_HELPER, false), PAM_AUTH_ERR);
+	assert_int_equal(piv_status_pam_code(PIV_E_CONV, false), PAM_AUTH_ERR);
+	assert_int_equal(piv_status_pam_code((enum piv_status)999, false), PAM_AUTH_ERR);
+	/* Only PIV_OK succeeds; nothing is ever PAM_IGNORE; every status has a name. */
+	for (int s = 0; s < PIV_STATUS_COUNT; s++) {
+		for (int only = 0; only < 2; only++) {
+			int code = piv_status_pam_code((enum piv_status)s, only != 0);
+			assert_int_not_equal(code, PAM_IGNORE);
+			if (s != PIV_OK)
+				assert_int_not_equal(code, PAM_SUCCESS);
+		}
+		assert_non_null(piv_status_name((enum piv_status)s));
+		assert_string_not_equal(piv_status_name((enum piv_status)s), "unknown");
+	}
+	assert_string_equal(piv_status_user_text(PIV_E_NO_CARD), "No PIV card found");
+	assert_string_equal(piv_status_user_text(PIV_E_PIN_LOCKED), "PIN is locked");
+	assert_string_equal(piv_status_user_text(PIV_E_REVOCATION_UNKNOWN),
+	                    "revocation status unavailable");
+	assert_null(piv_status_user_text(PIV_E_SIGNATURE));
+}
+
+/* ---- escaping ------------------------------------------------------- */
+
+static void
+test_escape(void **state)
+{
+	char out[64];
+
+	(void)state;
+	assert_string_equal(piv_escape_str("plain text", out, sizeof(out)), "plain text");
+	assert_string_equal(piv_escape("a\nb\x1b[\"\\\xff", 8, out, sizeof(out)),
+	                    "a\\x0ab\\x1b[\\x22\\x5c\\xff");
+	assert_string_equal(piv_escape("a\0b", 3, out, sizeof(out)), "a\\x00b");
+	assert_string_equal(piv_escape_str(NULL, out, sizeof(out)), "(none)");
+	/* truncation keeps a marker and never splits an escape */
+	assert_string_equal(piv_escape("\n\n\n\n", 4, out, 12), "\\x0a\\x0a...");
+	assert_string_equal(piv_escape("abcdefghij", 10, out, 8), "abcd...");
+	assert_int_equal(strlen(piv_escape("abcdefghij", 10, out, 1)), 0);
+}
+
+/* ---- wire protocol -------------------------------------------------- */
+
+static void
+test_proto_roundtrip(void **state)
+{
+	struct piv_msg msg, got;
+	int sv[2];
+	uint32_t v;
+	char *s = NULL;
+	const uint8_t *p;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	piv_msg_init(&msg, PIV_MSG_REQ_SIGN);
+	assert_int_equal(piv_msg_put_u32(&msg, 0xdeadbeef), 0);
+	assert_int_equal(piv_msg_put_str(&msg, "123456"), 0);
+	assert_int_equal(piv_msg_put(&msg, "\0\1\2", 3), 0);
+	assert_int_equal(piv_msg_put_str(&msg, NULL), 0);
+	assert_int_equal(piv_msg_send(sv[0], &msg, piv_now_ms() + 1000), PIV_PROTO_OK);
+	piv_msg_clear(&msg);
+	memset(&got, 0, sizeof(got));
+	assert_int_equal(piv_msg_recv(sv[1], &got, piv_now_ms() + 1000), PIV_PROTO_OK);
+	assert_int_equal(got.type, PIV_MSG_REQ_SIGN);
+	assert_int_equal(piv_msg_get_u32(&got, &v), 0);
+	assert_int_equal(v, 0xdeadbeef);
+	assert_int_equal(piv_msg_get_str(&got, &s), 0);
+	assert_string_equal(s, "123456");
+	free(s);
+	assert_int_equal(piv_msg_get_str(&got, &s), -1); /* embedded NUL refused */
+	got.rpos -= 4 + 3;
+	assert_int_equal(piv_msg_get(&got, &p, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(piv_msg_get_str(&got, &s), 0);
+	assert_string_equal(s, "");
+	free(s);
+	assert_int_equal(piv_msg_end(&got), 0);
+	assert_int_equal(piv_msg_get(&got, &p, &n), -1); /* nothing left */
+	piv_msg_clear(&got);
+
+	/* nothing arrives: the deadline holds */
+	{
+		int64_t t0 = piv_now_ms();
+		assert_int_equal(piv_msg_recv(sv[1], &got, t0 + 200), PIV_PROTO_TIMEOUT);
+		assert_true(piv_now_ms() - t0 >= 190);
+		assert_true(piv_now_ms() - t0 < 1000);
+	}
+	/* a frame cut short, then EOF */
+	assert_int_equal(write(sv[0], "\0\0\0\x10X", 5), 5);
+	close(sv[0]);
+	assert_int_equal(piv_msg_recv(sv[1], &got, piv_now_ms() + 1000), PIV_PROTO_ERROR);
+	assert_int_equal(piv_msg_recv(sv[1], &got, piv_now_ms() + 1000), PIV_PROTO_EOF);
+	close(sv[1]);
+}
+
+static void
+test_proto_malformed(void **state)
+{
+	struct piv_msg msg;
+	uint32_t v;
+	int sv[2];
+
+	(void)state;
+	memset(&msg, 0, sizeof(msg));
+	/* field length beyond the frame */
+	assert_int_equal(piv_msg_parse(&msg, (const uint8_t *)"C\0\0\0\x09" "abc", 8), 0);
+	assert_int_equal(piv_msg_get_u32(&msg, &v), -1);
+	/* a u32 field of the wrong size */
+	assert_int_equal(piv_msg_parse(&msg, (const uint8_t *)"C\0\0\0\x02" "ab", 7), 0);
+	assert_int_equal(piv_msg_get_u32(&msg, &v), -1);
+	/* a truncated length prefix */
+	assert_int_equal(piv_msg_parse(&msg, (const uint8_t *)"C\0\0", 3), 0);
+	assert_int_equal(piv_msg_get_u32(&msg, &v), -1);
+	assert_int_equal(piv_msg_parse(&msg, (const uint8_t *)"", 0), PIV_PROTO_ERROR);
+	piv_msg_clear(&msg);
+
+	/* frame length zero and oversized are refused before allocation */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(write(sv[0], "\0\0\0\0", 4), 4);
+	assert_int_equal(piv_msg_recv(sv[1], &msg, piv_now_ms() + 1000), PIV_PROTO_ERROR);
+	assert_int_equal(write(sv[0], "\x7f\xff\xff\xff", 4), 4);
+	assert_int_equal(piv_msg_recv(sv[1], &msg, piv_now_ms() + 1000), PIV_PROTO_ERROR);
+	close(sv[0]);
+	close(sv[1]);
+	/* a field too large to ever send */
+	piv_msg_init(&msg, 'X');
+	assert_int_equal(piv_msg_put(&msg, "", PIV_PROTO_MAX_FRAME + 1), -1);
+	piv_msg_clear(&msg);
+}
+
+/* ---- signatures ------------------------------------------------------ */
+
+static X509 *
+self_signed(EVP_PKEY *key)
+{
+	X509 *cert = X509_new();
+
+	assert_non_null(cert);
+	X509_set_version(cert, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+	X509_gmtime_adj(X509_getm_notBefore(cert), 0);
+	X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+	X509_set_pubkey(cert, key);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
+	                           (const unsigned char *)"unit", -1, -1, 0);
+	X509_set_issuer_name(cert, X509_get_subject_name(cert));
+	assert_true(X509_sign(cert, key, EVP_sha256()) > 0);
+	return cert;
+}
+
+static void
+test_digest_info(void **state)
+{
+	EVP_PKEY *key = EVP_RSA_gen(2048);
+	EVP_PKEY_CTX *ctx;
+	uint8_t digest[32], sig[256], recovered[256], ours[128];
+	size_t sig_len = sizeof(sig), rec_len = sizeof(recovered), our_len;
+	uint8_t msg[] = "challenge";
+
+	(void)state;
+	assert_non_null(key);
+	assert_int_equal(piv_digest(PIV_HASH_SHA256, msg, sizeof(msg), digest), 0);
+	/* OpenSSL's own PKCS#1 v1.5 signature embeds the DigestInfo; recover
+	 * it with the public key and compare with ours. */
+	ctx = EVP_PKEY_CTX_new(key, NULL);
+	assert_int_equal(EVP_PKEY_sign_init(ctx), 1);
+	assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING), 1);
+	assert_int_equal(EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()), 1);
+	assert_int_equal(EVP_PKEY_sign(ctx, sig, &sig_len, digest, sizeof(digest)), 1);
+	EVP_PKEY_CTX_free(ctx);
+	ctx = EVP_PKEY_CTX_new(key, NULL);
+	assert_int_equal(EVP_PKEY_verify_recover_init(ctx), 1);
+	assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING), 1);
+	assert_int_equal(EVP_PKEY_verify_recover(ctx, recovered, &rec_len, sig, sig_len), 1);
+	EVP_PKEY_CTX_free(ctx);
+	our_len = piv_digest_info(PIV_HASH_SHA256, digest, ours, sizeof(ours));
+	assert_int_equal(our_len, 51);
+	assert_int_equal(rec_len, our_len);
+	assert_memory_equal(recovered, ours, our_len);
+	assert_int_equal(piv_digest_info(PIV_HASH_SHA384, digest, ours, sizeof(ours)), 67);
+	assert_int_equal(piv_digest_info(PIV_HASH_SHA256, digest, ours, 50), 0);
+	EVP_PKEY_free(key);
+}
+
+/* DER ECDSA → r||s, as a card would return it. */
+static size_t
+der_to_raw(const uint8_t *der, size_t der_len, size_t field, uint8_t *raw)
+{
+	const unsigned char *p = der;
+	ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+	const BIGNUM *r, *s;
+
+	assert_non_null(sig);
+	ECDSA_SIG_get0(sig, &r, &s);
+	assert_int_equal(BN_bn2binpad(r, raw, (int)field), (int)field);
+	assert_int_equal(BN_bn2binpad(s, raw + field, (int)field), (int)field);
+	ECDSA_SIG_free(sig);
+	return 2 * field;
+}
+
+static void
+check_ec(const char *curve, size_t field, enum piv_hash hash)
+{
+	EVP_PKEY *key = EVP_EC_gen(curve);
+	X509 *cert = self_signed(key);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	uint8_t challenge[PIV_CHALLENGE_LEN], der[200], raw[132], *back = NULL;
+	size_t der_len = sizeof(der), raw_len, back_len = 0;
+
+	assert_int_equal(piv_make_challenge(challenge, sizeof(challenge)), 0);
+	assert_int_equal(EVP_DigestSignInit(md, NULL, hash == PIV_HASH_SHA384 ? EVP_sha384()
+	                                                                      : EVP_sha256(),
+	                                    NULL, key), 1);
+	assert_int_equal(EVP_DigestSign(md, der, &der_len, challenge, sizeof(challenge)), 1);
+	raw_len = der_to_raw(der, der_len, field, raw);
+	assert_int_equal(piv_ecdsa_raw_to_der(raw, raw_len, field, &back, &back_len), 0);
+	assert_int_equal(back_len, der_len);
+	assert_memory_equal(back, der, der_len);
+	OPENSSL_free(back);
+	assert_int_equal(piv_verify_signature(cert, PIV_SIG_ECDSA_RAW, hash, challenge,
+	                                      sizeof(challenge), raw, raw_len), 1);
+	/* any change of r||s, the wrong length, another scheme, another challenge */
+	raw[3] ^= 1;
+	assert_int_equal(piv_verify_signature(cert, PIV_SIG_ECDSA_RAW, hash, challenge,
+	                                      sizeof(challenge), raw, raw_len), 0);
+	raw[3] ^= 1;
+	assert_int_equal(piv_verify_signature(cert, PIV_SIG_ECDSA_RAW, hash, challenge,
+	                                      sizeof(challenge), raw, raw_len - 1), 0);
+	assert_int_equal(piv_verify_signature(cert, PIV_SIG_RSA_PKCS1, hash, challenge,
+	                                      sizeof(challenge), raw, raw_len), 0);
+	challenge[0] ^= 1;
+	assert_int_equal(piv_verify_signature(cert, PIV_SIG_ECDSA_RAW, hash, challenge,
+	                                      sizeof(challenge), raw, raw_len), 0);
+	EVP_MD_CTX_free(md);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+}
+
+static void
+test_ecdsa(void **state)
+{
+	uint8_t zero[64] = { 0 }, *der = NULL;
+	size_t der_len;
+
+	(void)state;
+	check_ec("P-256", 32, PIV_HASH_SHA256);
+	check_ec("P-384", 48, PIV_HASH_SHA384);
+	/* r = 0 or s = 0 is not a signature */
+	assert_int_equal(piv_ecdsa_raw_to_der(zero, 64, 32, &der, &der_len), -1);
+	zero[0] = 1;
+	assert_int_equal(piv_ecdsa_raw_to_der(zero, 64, 32, &der, &der_len), -1);
+	assert_int_equal(piv_ecdsa_raw_to_der(zero, 63, 32, &der, &der_len), -1);
+	assert_int_equal(piv_ecdsa_raw_to_der(NULL, 64, 32, &der, &der_len), -1);
+}
+
+static void
+test_rsa_verify(void **state)
+{
+	EVP_PKEY *key = EVP_RSA_gen(2048);
+	X509 *cert = self_signed(key);
+	uint8_t challenge[PIV_CHALLENGE_LEN], sig[256];
+	size_t sig_len = sizeof(sig);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pctx = NULL;
+	int is_ec, bits;
+	enum piv_hash hash;
+	size_t field;
+
+	(void)state;
+	assert_int_equal(piv_cert_key_kind(cert, &is_ec, &hash, &field, &bits), 0);
+	assert_int_equal(is_ec, 0);
+	assert_int_equal(bits, 2048);
+	assert_int_equal(piv_make_challenge(challenge, sizeof(challenge)), 0);
+	/* PSS with salt = hash length */
+	assert_int_equal(EVP_DigestSignInit(md, &pctx, EVP_sha256(), NULL, key), 1);
+	EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING);
+	EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 32);
+	assert_int_equal(EVP_DigestSign(md, sig, &sig_len, challenge, sizeof(challenge)), 1);
+	assert_int_equal(piv_verify_signature(cert, PIV_SIG_RSA_PSS, PIV_HASH_SHA256, challenge,
+	                                      sizeof(challenge), sig, sig_len), 1);
+	assert_int_equal(piv_verify_signature(cert, PIV_SIG_RSA_PKCS1, PIV_HASH_SHA256, challenge,
+	                                      sizeof(challenge), sig, sig_len), 0);
+	assert_int_equal(piv_verify_signature(cert, PIV_SIG_ECDSA_RAW, PIV_HASH_SHA256, challenge,
+	                                      sizeof(challenge), sig, sig_len), 0);
+	/* a signature of the wrong length, or all zeros */
+	assert_int_equal(piv_verify_signature(cert, PIV_SIG_RSA_PSS, PIV_HASH_SHA256, challenge,
+	                                      sizeof(challenge), sig, sig_len - 1), 0);
+	memset(sig, 0, sizeof(sig));
+	assert_int_equal(piv_verify_signature(cert, PIV_SIG_RSA_PKCS1, PIV_HASH_SHA256, challenge,
+	                                      sizeof(challenge), sig, sig_len), 0);
+	EVP_MD_CTX_free(md);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+
+	/* RSA-1024 is refused as a key type */
+	key = EVP_RSA_gen(1024);
+	cert = self_signed(key);
+	assert_int_equal(piv_cert_key_kind(cert, &is_ec, &hash, &field, &bits), -1);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	/* and so is a curve we do not use */
+	key = EVP_EC_gen("P-521");
+	cert = self_signed(key);
+	assert_int_equal(piv_cert_key_kind(cert, &is_ec, &hash, &field, &bits), -1);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+}
+
+/* ---- mapping decisions ---------------------------------------------- */
+
+static void
+test_account_names(void **state)
+{
+	static const char *const good[] = { "alice", "a.b-c_d", "svc$", "user@EXAMPLE.TEST", "0" };
+	static const char *const bad[] = { "", "-rf", ".hidden", "a b", "a/b", "a:b", "a\nb",
+	                                   "Alice Example\\0Aroot", "x*", "(uid=*)", "é" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_true(piv_valid_account_name(good[i]));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(piv_valid_account_name(bad[i]));
+}
+
+static void
+test_map_decide(void **state)
+{
+	struct piv_accounts acc;
+	const char *chosen;
+
+	(void)state;
+	memset(&acc, 0, sizeof(acc));
+	assert_int_equal(piv_map_decide(&acc, "alice", &chosen), PIV_E_NOT_MAPPED);
+	assert_int_equal(piv_map_decide(&acc, NULL, &chosen), PIV_E_NOT_MAPPED);
+	acc.name[0] = (char *)"alice";
+	acc.n = 1;
+	assert_int_equal(piv_map_decide(&acc, "alice", &chosen), PIV_OK);
+	assert_string_equal(chosen, "alice");
+	assert_int_equal(piv_map_decide(&acc, "bob", &chosen), PIV_E_NOT_MAPPED);
+	assert_null(chosen);
+	assert_int_equal(piv_map_decide(&acc, NULL, &chosen), PIV_OK);
+	assert_int_equal(piv_map_decide(&acc, "", &chosen), PIV_OK);
+	assert_string_equal(chosen, "alice");
+	acc.name[1] = (char *)"bob";
+	acc.n = 2;
+	assert_int_equal(piv_map_decide(&acc, "bob", &chosen), PIV_OK);
+	assert_string_equal(chosen, "bob");
+	assert_int_equal(piv_map_decide(&acc, NULL, &chosen), PIV_E_AMBIGUOUS);
+	assert_null(chosen);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_conf_defaults),
+		cmocka_unit_test(test_conf_every_key),
+		cmocka_unit_test(test_conf_bad_values),
+		cmocka_unit_test(test_conf_required),
+		cmocka_unit_test(test_conf_long_line),
+		cmocka_unit_test(test_conf_arguments),
+		cmocka_unit_test(test_conf_files),
+		cmocka_unit_test(test_status_table),
+		cmocka_unit_test(test_escape),
+		cmocka_unit_test(test_proto_roundtrip),
+		cmocka_unit_test(test_proto_malformed),
+		cmocka_unit_test(test_digest_info),
+		cmocka_unit_test(test_ecdsa),
+		cmocka_unit_test(test_rsa_verify),
+		cmocka_unit_test(test_account_names),
+		cmocka_unit_test(test_map_decide),
+	};
+	alarm(120);
+	return cmocka_run_group_tests_name("unit", tests, NULL, NULL);
+}
