@@ -593,7 +593,7 @@ p11_sign(struct p11_ctx *ctx, const struct p11_cand *cand, const char *pin,
 	}
 	if (piv_digest(hash, challenge, challenge_len, digest) != 0)
 		goto out;
-	dinfo_len = piv_digest_info(hash, digest, dinfo, sizeof(dinfo));
+	dinfo_len = piv_digest_info(hash, digest, piv_hash_len(hash), dinfo, sizeof(dinfo));
 
 	rv = m->C_OpenSession(cand->slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
 	if (rv != CKR_OK) {

@@ -63,13 +63,14 @@ piv_digest(enum piv_hash hash, const uint8_t *data, size_t len, uint8_t *out)
 }
 
 size_t
-piv_digest_info(enum piv_hash hash, const uint8_t *digest, uint8_t *out, size_t out_size)
+piv_digest_info(enum piv_hash hash, const uint8_t *digest, size_t digest_len, uint8_t *out,
+                size_t out_size)
 {
 	const uint8_t *prefix = hash == PIV_HASH_SHA384 ? di_sha384 : di_sha256;
 	size_t plen = hash == PIV_HASH_SHA384 ? sizeof(di_sha384) : sizeof(di_sha256);
 	size_t dlen = piv_hash_len(hash);
 
-	if (digest == NULL || out == NULL || out_size < plen + dlen)
+	if (digest == NULL || out == NULL || digest_len != dlen || out_size < plen + dlen)
 		return 0;
 	memcpy(out, prefix, plen);
 	memcpy(out + plen, digest, dlen);

@@ -27,9 +27,10 @@ int piv_hash_from_name(const char *name, enum piv_hash *hash);
 /* digest = H(data). out must hold piv_hash_len(hash). */
 int piv_digest(enum piv_hash hash, const uint8_t *data, size_t len, uint8_t *out);
 
-/* DER DigestInfo ‖ digest for CKM_RSA_PKCS. out_size ≥ 19 + 48.
- * Returns the length, or 0 on error. */
-size_t piv_digest_info(enum piv_hash hash, const uint8_t *digest, uint8_t *out, size_t out_size);
+/* DER DigestInfo ‖ digest for CKM_RSA_PKCS. digest_len must be the hash's
+ * length; out_size ≥ 19 + 48. Returns the length, or 0 on error. */
+size_t piv_digest_info(enum piv_hash hash, const uint8_t *digest, size_t digest_len,
+                       uint8_t *out, size_t out_size);
 
 /* ECDSA r||s (each field_len bytes, big-endian) to a DER ECDSA-Sig-Value.
  * Rejects a wrong length and zero r or s. *der is OPENSSL_malloc'd. */

@@ -538,12 +538,20 @@ test_digest_info(void **state)
 	assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING), 1);
 	assert_int_equal(EVP_PKEY_verify_recover(ctx, recovered, &rec_len, sig, sig_len), 1);
 	EVP_PKEY_CTX_free(ctx);
-	our_len = piv_digest_info(PIV_HASH_SHA256, digest, ours, sizeof(ours));
+	our_len = piv_digest_info(PIV_HASH_SHA256, digest, sizeof(digest), ours, sizeof(ours));
 	assert_int_equal(our_len, 51);
 	assert_int_equal(rec_len, our_len);
 	assert_memory_equal(recovered, ours, our_len);
-	assert_int_equal(piv_digest_info(PIV_HASH_SHA384, digest, ours, sizeof(ours)), 67);
-	assert_int_equal(piv_digest_info(PIV_HASH_SHA256, digest, ours, 50), 0);
+	{
+		uint8_t d384[48] = { 0 };
+		assert_int_equal(piv_digest_info(PIV_HASH_SHA384, d384, sizeof(d384), ours,
+		                                 sizeof(ours)), 67);
+		assert_memory_equal(ours, "\x30\x41\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x02", 15);
+	}
+	assert_int_equal(piv_digest_info(PIV_HASH_SHA256, digest, sizeof(digest), ours, 50), 0);
+	/* a digest of the wrong length for the hash is refused, not read past */
+	assert_int_equal(piv_digest_info(PIV_HASH_SHA384, digest, sizeof(digest), ours,
+	                                 sizeof(ours)), 0);
 	EVP_PKEY_free(key);
 }
 
