@@ -32,6 +32,18 @@ echo "auth required $PIV_MODULE $conf map=name:{subject_dn_component.uid}" > "$P
 export PIV_FX PIV_WORK
 export PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$PIV_WORK/svc" PAM_WRAPPER_DEBUGLEVEL=2
 export NSS_WRAPPER_PASSWD="$PIV_FX/passwd" NSS_WRAPPER_GROUP="$PIV_FX/group"
-# Sanitizer builds: the preloaded wrappers come before libasan.
-export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0:detect_leaks=1"
-LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" exec "$top_builddir/tests/test_pam"
+# Sanitizer builds: the preloaded wrappers come before libasan, and
+# RTLD_DEEPBIND (which ASan cannot live with) is turned off. Reports go to
+# files, because the tests capture stderr to read pam_syslog lines.
+export PAM_WRAPPER_DISABLE_DEEPBIND=1 NSS_WRAPPER_DISABLE_DEEPBIND=1
+export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0:detect_leaks=1:log_path=$PIV_WORK/asan"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:print_stacktrace=1:log_path=$PIV_WORK/ubsan"
+rc=0
+LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" "$top_builddir/tests/test_pam" || rc=$?
+for report in "$PIV_WORK"/asan.* "$PIV_WORK"/ubsan.*; do
+	[ -f "$report" ] || continue
+	echo "==== sanitizer report $report" >&2
+	cat "$report" >&2
+	rc=1
+done
+exit $rc
