@@ -35,7 +35,8 @@ export NSS_WRAPPER_PASSWD="$PIV_FX/passwd" NSS_WRAPPER_GROUP="$PIV_FX/group"
 # Sanitizer builds: the preloaded wrappers come before libasan, and
 # RTLD_DEEPBIND (which ASan cannot live with) is turned off. Reports go to
 # files, because the tests capture stderr to read pam_syslog lines.
-export PAM_WRAPPER_DISABLE_DEEPBIND=1 NSS_WRAPPER_DISABLE_DEEPBIND=1
+# (pam_wrapper 1.1.4 reads UID_WRAPPER_DISABLE_DEEPBIND for its own libpam.)
+export PAM_WRAPPER_DISABLE_DEEPBIND=1 NSS_WRAPPER_DISABLE_DEEPBIND=1 UID_WRAPPER_DISABLE_DEEPBIND=1
 export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0:detect_leaks=1:log_path=$PIV_WORK/asan"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:print_stacktrace=1:log_path=$PIV_WORK/ubsan"
 rc=0
