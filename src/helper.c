@@ -229,7 +229,6 @@ out:
 	piv_msg_clear(&msg);
 	for (size_t i = 0; i < h.n_cand; i++)
 		p11_cand_free(&h.cand[i]);
-	if (h.p11.modules != NULL)
-		p11_unload(&h.p11);
+	p11_unload(&h.p11);
 	return rc;
 }

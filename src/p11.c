@@ -83,6 +83,7 @@ p11_load(struct p11_ctx *ctx, const char *module, p11_log_fn log, void *ud)
 		while (all[n] != NULL)
 			n++;
 		ctx->loaded = all;
+		ctx->all_initialized = true;
 		ctx->modules = calloc(n + 1, sizeof(*ctx->modules));
 		if (ctx->modules == NULL)
 			return -1;
@@ -142,10 +143,12 @@ p11_unload(struct p11_ctx *ctx)
 		p11_kit_module_finalize(ctx->single);
 		if (ctx->loaded == NULL)
 			p11_kit_module_release(ctx->single);
+	}
+	if (ctx->loaded != NULL) {
+		if (ctx->all_initialized)
+			p11_kit_modules_finalize_and_release(ctx->loaded);
 		else
 			p11_kit_modules_release(ctx->loaded);
-	} else if (ctx->loaded != NULL) {
-		p11_kit_modules_finalize_and_release(ctx->loaded);
 	}
 	free(ctx->modules);
 	memset(ctx, 0, sizeof(*ctx));

@@ -21,7 +21,8 @@ typedef void (*p11_log_fn)(void *ud, int prio, const char *fmt, ...)
 struct p11_ctx {
 	CK_FUNCTION_LIST **modules;   /* NULL-terminated, initialized */
 	CK_FUNCTION_LIST **loaded;    /* what must be released */
-	CK_FUNCTION_LIST *single;     /* a module loaded by path */
+	CK_FUNCTION_LIST *single;     /* the one module in use, initialized */
+	bool all_initialized;         /* loaded came from load_and_initialize */
 	p11_log_fn log;
 	void *ud;
 };
