@@ -189,6 +189,7 @@ prove(struct auth_run *run, struct piv_card *card, size_t index, X509 *leaf)
 		return PIV_E_CERT_KEY_TYPE;
 	if (c->token_flags & CKF_USER_PIN_LOCKED) {
 		snprintf(run->res->reason, sizeof(run->res->reason), "the card reports its PIN locked");
+		user_error(run, PIV_E_PIN_LOCKED, NULL);
 		return PIV_E_PIN_LOCKED;
 	}
 	piv_escape_str(c->token_label, label, sizeof(label));
@@ -243,6 +244,7 @@ prove(struct auth_run *run, struct piv_card *card, size_t index, X509 *leaf)
 		return (sr.token_flags & CKF_USER_PIN_LOCKED) ? PIV_E_PIN_LOCKED : PIV_E_PIN_WRONG;
 	case PIV_H_PIN_LOCKED:
 		snprintf(run->res->reason, sizeof(run->res->reason), "PIN is locked");
+		user_error(run, PIV_E_PIN_LOCKED, NULL);
 		piv_sign_result_free(&sr);
 		return PIV_E_PIN_LOCKED;
 	case PIV_H_NO_KEY:
@@ -341,11 +343,15 @@ piv_authenticate(const struct piv_conf *conf, const char *user, const struct piv
 	piv_cert_identify(verdicts[chosen].leaf, &res->cert);
 	res->have_cert = true;
 	piv_escape_str(card.cand[chosen].token_label, res->token_label, sizeof(res->token_label));
+	/* PKCS11_LOGIN_TOKEN_NAME keeps a UTF-8 label readable; only bytes
+	 * that could steer a terminal or a parser are replaced. */
+	snprintf(res->token_env, sizeof(res->token_env), "%s", card.cand[chosen].token_label);
+	for (char *p = res->token_env; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	snprintf(res->account, sizeof(res->account), "%s", verdicts[chosen].account);
 
 	st = prove(&run, &card, chosen, verdicts[chosen].leaf);
-	if (st == PIV_E_PIN_LOCKED && ui->error)
-		ui->error(ui->ud, piv_status_user_text(st));
 	if (st == PIV_OK)
 		snprintf(res->reason, sizeof(res->reason), "%s; signature verified",
 		         verdicts[chosen].why);

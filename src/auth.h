@@ -24,7 +24,8 @@ struct piv_ui {
 struct piv_auth_result {
 	enum piv_status status;
 	char account[257];        /* the account that logged in */
-	char token_label[140];    /* escaped */
+	char token_label[140];    /* escaped, for logs and messages */
+	char token_env[40];       /* as the card says, control bytes as '?' */
 	char reason[400];         /* log-safe detail of the outcome */
 	bool have_cert;
 	struct piv_cert_id cert;  /* the certificate that decided */

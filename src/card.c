@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <time.h>
@@ -44,13 +45,39 @@ static char **
 helper_envp(const struct piv_conf *conf)
 {
 	char **envp = calloc(conf->helper_env.n + 2, sizeof(*envp));
+	bool have_path = false;
+	size_t n = 0;
 
 	if (envp == NULL)
 		return NULL;
-	envp[0] = (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin";
-	for (size_t i = 0; i < conf->helper_env.n; i++)
-		envp[i + 1] = conf->helper_env.v[i];
+	for (size_t i = 0; i < conf->helper_env.n; i++) {
+		have_path |= strncmp(conf->helper_env.v[i], "PATH=", 5) == 0;
+		envp[n++] = conf->helper_env.v[i];
+	}
+	if (!have_path)
+		envp[n++] = (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin";
 	return envp;
+}
+
+/* The helper runs as root with the PIN: it must be a root-owned regular
+ * executable that nobody else can replace. A missing or unsafe helper is
+ * an installation error, reported as such. */
+static enum piv_status
+check_helper(struct piv_card *card, const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		card_log(card, LOG_ALERT, "card helper %s: %s", path, strerror(errno));
+		return PIV_E_CONFIG;
+	}
+	if (!S_ISREG(st.st_mode) || !(st.st_mode & S_IXUSR) || st.st_uid != 0 ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		card_log(card, LOG_ALERT, "card helper %s: not a root-owned executable that only "
+		         "root can write", path);
+		return PIV_E_CONFIG;
+	}
+	return PIV_OK;
 }
 
 /* In the child between fork and exec: async-signal-safe calls only. */
@@ -231,6 +258,9 @@ piv_card_open(struct piv_card *card, const struct piv_conf *conf, piv_card_log_f
 	card->log = log;
 	card->ud = ud;
 	card->budget_ms = (int64_t)(conf->card_timeout + conf->card_wait) * 1000;
+	st = check_helper(card, conf->helper);
+	if (st != PIV_OK)
+		return st;
 	st = spawn(card, conf);
 	if (st != PIV_OK)
 		return st;

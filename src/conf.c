@@ -233,6 +233,10 @@ check_oid(struct loader *ld, const struct item *it, bool numeric_only)
 	OBJ_obj2txt(dotted, sizeof(dotted), obj, 1);
 	if (!numeric_only && strcmp(dotted, card_auth_eku) == 0)
 		ret = fail(ld, it, "the PIV Card Authentication EKU cannot be required: that key signs without a PIN");
+	if (numeric_only && (strcmp(dotted, "2.16.840.1.101.3.2.1.3.17") == 0 ||
+	                     strcmp(dotted, "2.16.840.1.101.3.2.1.3.19") == 0 ||
+	                     strcmp(dotted, "2.16.840.1.101.3.2.1.3.46") == 0))
+		ret = fail(ld, it, "a card authentication policy cannot be required: that key signs without a PIN");
 	ASN1_OBJECT_free(obj);
 	return ret;
 }
@@ -493,8 +497,11 @@ apply_args(struct loader *ld, int argc, const char **argv)
 		memcpy(key, argv[i], klen);
 		key[klen] = '\0';
 		it.key = key;
-		if (strcmp(key, "config") == 0)
+		if (strcmp(key, "config") == 0) {
+			if (eq == NULL)
+				return fail(ld, &it, "needs config=PATH");
 			continue;
+		}
 		if (eq == NULL) {
 			/* A bare boolean name means yes: "debug", "card_only". */
 			const struct key_def *def = find_key(key);
@@ -686,7 +693,9 @@ piv_conf_load(struct piv_conf *conf, const char *default_path, int argc, const c
 		return -1;
 	}
 	if (piv_open_trusted_file(path, PIV_CONF_MAX_SIZE, &fd, why, sizeof(why)) != 0) {
-		if (!explicit_path && access(path, F_OK) != 0 && errno == ENOENT)
+		struct stat st;
+		/* lstat: a dangling symlink is not a missing file, it is refused */
+		if (!explicit_path && lstat(path, &st) != 0 && errno == ENOENT)
 			return load(conf, NULL, NULL, argc, argv, err);
 		snprintf(err->msg, sizeof(err->msg), "%s", why);
 		return -1;

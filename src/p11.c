@@ -389,23 +389,25 @@ p11_find(struct p11_ctx *ctx, const char *token_uri, const char *cert_uri,
 		if (!p11_kit_uri_match_module_info(turi, &info) ||
 		    !p11_kit_uri_match_module_info(curi, &info))
 			continue;
-		rv = m->C_GetSlotList(CK_TRUE, NULL, &n_slots);
+		/* Two-call size query; the list may change between the calls
+		 * (a card inserted), so ask again when it grew. */
+		for (int attempt = 0; attempt < 3; attempt++) {
+			rv = m->C_GetSlotList(CK_TRUE, NULL, &n_slots);
+			if (rv != CKR_OK || n_slots == 0 || n_slots > MAX_SLOTS)
+				break;
+			rv = m->C_GetSlotList(CK_TRUE, slots, &n_slots);
+			if (rv != CKR_BUFFER_TOO_SMALL)
+				break;
+		}
 		if (rv != CKR_OK) {
-			log_rv(ctx, LOG_WARNING, "C_GetSlotList(size)", rv);
-			continue;
-		}
-		if (n_slots > MAX_SLOTS) {
-			LOG(ctx, LOG_WARNING, "module reports %lu slots; looking at the first %d",
-			    (unsigned long)n_slots, MAX_SLOTS);
-		}
-		n_slots = MAX_SLOTS;
-		rv = m->C_GetSlotList(CK_TRUE, slots, &n_slots);
-		if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL) {
 			log_rv(ctx, LOG_WARNING, "C_GetSlotList", rv);
 			continue;
 		}
-		if (n_slots > MAX_SLOTS)
-			n_slots = MAX_SLOTS;
+		if (n_slots > MAX_SLOTS) {
+			LOG(ctx, LOG_WARNING, "module reports %lu slots with a token, more than %d: "
+			    "skipping it", (unsigned long)n_slots, MAX_SLOTS);
+			continue;
+		}
 		for (CK_ULONG si = 0; si < n_slots && *n < max; si++) {
 			CK_TOKEN_INFO ti;
 			rv = m->C_GetTokenInfo(slots[si], &ti);

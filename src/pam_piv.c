@@ -128,8 +128,8 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 		user = item;
 	res = calloc(1, sizeof(*res));
 	if (res == NULL) {
-		code = PAM_BUF_ERR;
-		goto out;
+		pam_syslog(pamh, LOG_CRIT, "authentication failed: out of memory");
+		goto out; /* PAM_AUTH_ERR: an internal error (SPEC §4) */
 	}
 	piv_authenticate(&conf, user, &ui, res);
 	code = piv_status_pam_code(res->status, conf.card_only);
@@ -140,7 +140,7 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 			snprintf(res->reason, sizeof(res->reason), "cannot set PAM_USER");
 			code = PAM_AUTH_ERR;
 		} else {
-			snprintf(env, sizeof(env), "PKCS11_LOGIN_TOKEN_NAME=%s", res->token_label);
+			snprintf(env, sizeof(env), "PKCS11_LOGIN_TOKEN_NAME=%s", res->token_env);
 			if (pam_putenv(pamh, env) != PAM_SUCCESS) {
 				res->status = PIV_E_INTERNAL;
 				snprintf(res->reason, sizeof(res->reason), "cannot set PAM environment");

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -68,6 +69,8 @@ load_pem_certs(const char *path, STACK_OF(X509) *into)
 enum piv_status
 piv_trust_load(const struct piv_conf *conf, struct piv_trust *trust, char *why, size_t why_size)
 {
+	struct stat st;
+
 	memset(trust, 0, sizeof(*trust));
 	trust->store = X509_STORE_new();
 	trust->intermediates = sk_X509_new_null();
@@ -77,7 +80,8 @@ piv_trust_load(const struct piv_conf *conf, struct piv_trust *trust, char *why, 
 		set_why(why, why_size, "ca_file %s: cannot load trust anchors", conf->ca_file);
 		goto config;
 	}
-	if (conf->ca_dir != NULL && X509_STORE_load_path(trust->store, conf->ca_dir) != 1) {
+	if (conf->ca_dir != NULL && (stat(conf->ca_dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
+	                             X509_STORE_load_path(trust->store, conf->ca_dir) != 1)) {
 		set_why(why, why_size, "ca_dir %s: cannot use as a hashed certificate directory",
 		        conf->ca_dir);
 		goto config;

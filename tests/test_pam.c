@@ -417,6 +417,7 @@ test_pin_locked_flag(void **state)
 	/* The token says it is locked: no prompt, PAM_MAXTRIES. */
 	expect(&SETUP(.scenario = "p256", .use_shim = true, .shim_env = "P11SHIM_PIN_FLAGS=locked"),
 	       "alice", PIN, PAM_MAXTRIES, false, "PIN is locked", &o);
+	assert_int_equal(o.conv.n_err, 1); /* said once */
 	outcome_free(&o);
 }
 
@@ -429,6 +430,7 @@ test_pin_locked_at_login(void **state)
 	expect(&SETUP(.scenario = "p256", .use_shim = true,
 	              .shim_env = "P11SHIM_FAIL=C_Login:CKR_PIN_LOCKED"),
 	       "alice", PIN, PAM_MAXTRIES, true, "PIN is locked", &o);
+	assert_int_equal(o.conv.n_err, 1);
 	outcome_free(&o);
 }
 
@@ -786,6 +788,9 @@ test_config_errors(void **state)
 	check_config_error("ca_file = /nonexistent/ca.pem", "cannot load trust anchors");
 	check_config_error("debug = maybe", "yes or no");
 	check_config_error("this line has no equals sign", "expected 'key = value'");
+	check_config_error("ca_dir = /nonexistent/ca.d", "cannot use as a hashed certificate directory");
+	/* an installation error, not "no card" */
+	check_config_error("helper = /nonexistent/pam_piv_helper", "card helper /nonexistent");
 }
 
 static void

@@ -161,6 +161,8 @@ test_conf_bad_values(void **state)
 		{ "require_eku = definitelyNotAnEku", "not an EKU name or OID" },
 		{ "require_eku = 2.16.840.1.101.3.6.8", "Card Authentication" },
 		{ "require_policy = clientAuth", "not a dotted OID" },
+		{ "require_policy = 2.16.840.1.101.3.2.1.3.17", "card authentication policy" },
+		{ "require_policy = 2.16.840.1.101.3.2.1.3.46", "card authentication policy" },
 		{ "revocation = ocsp", "not implemented" },
 		{ "revocation = crl,none", "not implemented" },
 		{ "revocation_fail = open", "not supported" },
@@ -268,6 +270,10 @@ test_conf_arguments(void **state)
 		expect_error(BASE, 1, bad, "unknown module argument");
 	}
 	{
+		const char *bad[] = { "config" };
+		expect_error(BASE, 1, bad, "needs config=PATH");
+	}
+	{
 		/* everything from arguments, no file at all */
 		const char *only[] = { "ca_file=/etc/ca.pem", "revocation=none", "card_only" };
 		assert_int_equal(piv_conf_load_string(&conf, NULL, NULL, 3, only, &err), 0);
@@ -332,6 +338,16 @@ test_conf_files(void **state)
 		fclose(f);
 		assert_int_equal(piv_conf_load(&conf, "/nonexistent", 1, argv, &err), -1);
 		assert_non_null(strstr(err.msg, "larger than"));
+		/* a dangling symlink at the default path is refused, not "missing" */
+		{
+			char link_path[600];
+			const char *only[] = { "ca_file=/etc/ca.pem", "revocation=none" };
+			snprintf(link_path, sizeof(link_path), "%s/dangling.conf", dir);
+			assert_int_equal(symlink("/nonexistent/target", link_path), 0);
+			assert_int_equal(piv_conf_load(&conf, link_path, 2, only, &err), -1);
+			assert_non_null(strstr(err.msg, "symbolic link"));
+			unlink(link_path);
+		}
 		/* a directory */
 		unlink(path);
 		mkdir(path, 0700);
