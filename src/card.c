@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -373,26 +374,49 @@ piv_sign_result_free(struct piv_sign_result *res)
 	res->sig_len = 0;
 }
 
+/* Wait until the helper has closed its end of the socket (it exits after
+ * QUIT), or until the deadline. */
+static void
+wait_for_eof(int fd, int64_t deadline_ms)
+{
+	uint8_t scratch[256];
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int64_t left = deadline_ms - piv_now_ms();
+		ssize_t n;
+
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			return;
+		n = recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+			return;
+	}
+}
+
 void
 piv_card_close(struct piv_card *card)
 {
+	/* A well-behaved helper logs out, finalizes and exits after QUIT; it
+	 * gets half a second for that. A broken one is killed at once: a
+	 * vendor module must not outlive the login. */
+	int64_t until = piv_now_ms() + (card->broken ? 0 : 500);
+
 	if (card->fd >= 0 && !card->broken) {
 		struct piv_msg quit;
 		piv_msg_init(&quit, PIV_MSG_QUIT);
-		(void)piv_msg_send(card->fd, &quit, piv_now_ms() + 200);
+		if (piv_msg_send(card->fd, &quit, until) == PIV_PROTO_OK)
+			wait_for_eof(card->fd, until);
 	}
 	if (card->fd >= 0) {
 		close(card->fd);
 		card->fd = -1;
 	}
 	if (card->pid > 0) {
-		/* Give a well-behaved helper a moment to log out and finalize,
-		 * then kill it: a vendor module must not outlive the login. */
-		int64_t until = piv_now_ms() + (card->broken ? 0 : 500);
 		int status;
 		pid_t r;
 		while ((r = waitpid(card->pid, &status, WNOHANG)) == 0 && piv_now_ms() < until) {
-			struct timespec ts = { 0, 10 * 1000 * 1000 };
+			struct timespec ts = { 0, 1000 * 1000 };
 			nanosleep(&ts, NULL);
 		}
 		if (r == 0) {

@@ -101,7 +101,9 @@ p11_load(struct p11_ctx *ctx, const char *module, p11_log_fn log, void *ud)
 	}
 
 	if (strchr(module, '/') != NULL) {
-		ctx->single = p11_kit_module_load(module, 0);
+		/* A fresh process of our own: no other user of the module to share
+		 * it with, so skip p11-kit's managed wrapper. */
+		ctx->single = p11_kit_module_load(module, P11_KIT_MODULE_UNMANAGED);
 		if (ctx->single == NULL) {
 			LOG(ctx, LOG_ERR, "cannot load PKCS#11 module %s: %s", module,
 			    p11_kit_message() ? p11_kit_message() : "unknown error");
