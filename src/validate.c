@@ -165,8 +165,9 @@ check_leaf(const struct piv_conf *conf, X509 *leaf, char *why, size_t why_size)
 	enum piv_hash hash;
 	size_t field_len;
 
-	/* Card Authentication first: such a certificate must be refused even
-	 * when other checks would also fail, so the log says why plainly. */
+	/* Of the leaf checks, Card Authentication comes first, so that the log
+	 * names it rather than a key-usage or EKU detail. (Chain errors such
+	 * as expiry are reported before any of these.) */
 	eku = X509_get_ext_d2i(leaf, NID_ext_key_usage, &crit, NULL);
 	if (eku == NULL && crit != -1) {
 		set_why(why, why_size, "malformed extended key usage");

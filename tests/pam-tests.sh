@@ -24,6 +24,7 @@ sh "$top_srcdir/tests/mkfixtures.sh" "$PIV_FX"
 # every stack the tests use is written here; each reads current.conf,
 # which the tests rewrite case by case.
 conf="config=$PIV_WORK/current.conf"
+echo "auth required pam_deny.so" > "$PIV_WORK/svc/other"
 echo "auth required $PIV_MODULE $conf" > "$PIV_WORK/svc/piv"
 echo "auth required $PIV_MODULE $conf card_only" > "$PIV_WORK/svc/piv_cardonly"
 echo "auth required $PIV_MODULE $conf bogus_key=1" > "$PIV_WORK/svc/piv_badarg"

@@ -549,6 +549,29 @@ test_module_will_not_load(void **state)
 }
 
 static void
+test_p11kit_registry(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	/* Every registered module (Debian registers SoftHSM2, OpenSC and the
+	 * p11-kit trust module); the trust-policy module is skipped. */
+	expect(&SETUP(.scenario = "p256", .extra = "pkcs11_module = p11-kit"), "alice", PIN,
+	       PAM_SUCCESS, true, NULL, &o);
+	assert_non_null(strstr(o.log, "skipping trust-policy module p11-kit-trust"));
+	outcome_free(&o);
+	/* One registered module by its p11-kit name. */
+	expect(&SETUP(.scenario = "p256", .extra = "pkcs11_module = softhsm2"), "alice", PIN,
+	       PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+	/* A token URI that names another module's library finds no card. */
+	expect(&SETUP(.scenario = "p256", .extra = "pkcs11_module = p11-kit\n"
+	              "token = pkcs11:library-description=OpenSC%20smartcard%20framework"),
+	       "alice", PIN, PAM_AUTHINFO_UNAVAIL, false, "No PIV card found", &o);
+	outcome_free(&o);
+}
+
+static void
 test_card_wait(void **state)
 {
 	struct outcome o;
@@ -859,6 +882,22 @@ test_module_arguments(void **state)
 }
 
 static void
+test_setcred(void **state)
+{
+	struct pam_testcase tests[] = {
+		pam_test(PAMTEST_SETCRED, PAM_SUCCESS),
+	};
+	struct conv_log log;
+
+	(void)state;
+	memset(&log, 0, sizeof(log));
+	configure(&SETUP(.scenario = "empty"));
+	assert_int_equal(_pamtest_conv("piv", "alice", conv_fn, &log, tests, 1, NULL),
+	                 PAMTEST_ERR_OK);
+	assert_int_equal(log.prompts, 0);
+}
+
+static void
 test_silent(void **state)
 {
 	struct outcome o;
@@ -943,14 +982,14 @@ main(void)
 		T(test_wrong_pin_then_right), T(test_pin_locked_flag), T(test_pin_locked_at_login),
 		T(test_final_try_warning), T(test_already_logged_in), T(test_always_authenticate),
 		T(test_pinpad), T(test_conversation_cancelled),
-		T(test_no_token), T(test_module_will_not_load), T(test_card_wait), T(test_token_filter),
+		T(test_no_token), T(test_module_will_not_load), T(test_p11kit_registry), T(test_card_wait), T(test_token_filter),
 		T(test_untrusted), T(test_expired), T(test_notyet), T(test_wrong_eku), T(test_card_auth),
 		T(test_no_digsig), T(test_policy),
 		T(test_mismatched_key),
 		T(test_mapped_to_other_user), T(test_unknown_account), T(test_usernameless),
 		T(test_usernameless_ambiguous), T(test_map_rules), T(test_hostile_subject_escaped),
 		T(test_config_errors), T(test_config_file_safety), T(test_module_arguments),
-		T(test_silent),
+		T(test_silent), T(test_setcred),
 		T(test_hang_slotlist), T(test_hang_initialize), T(test_hang_login), T(test_hang_sign),
 		T(test_module_crash), T(test_card_errors),
 #undef T
