@@ -321,8 +321,14 @@ piv_authenticate(const struct piv_conf *conf, const char *user, const struct piv
 		}
 	}
 	if (chosen == PIV_MAX_CANDIDATES) {
-		struct verdict *first = &verdicts[0];
-		X509 *cert = piv_cert_from_der(card.cand[0].cert.data, card.cand[0].cert.len);
+		/* Report the certificate that got furthest: one that validated
+		 * but mapped elsewhere says more than another card's expiry. */
+		size_t shown = 0;
+		for (size_t i = card.n_cand; i-- > 0;)
+			if (verdicts[i].status == PIV_E_NOT_MAPPED || verdicts[i].status == PIV_E_AMBIGUOUS)
+				shown = i;
+		struct verdict *first = &verdicts[shown];
+		X509 *cert = piv_cert_from_der(card.cand[shown].cert.data, card.cand[shown].cert.len);
 		st = first->status;
 		snprintf(res->reason, sizeof(res->reason), "%s", first->why);
 		if (cert != NULL) {

@@ -62,6 +62,9 @@ scenario() {
 	two)
 		mktoken "$TOK/two" "Alice card" --cert "$PKI/alice-p256.der" --key "$PKI/alice-p256.key"
 		mktoken "$TOK/two" "Bob card" --cert "$PKI/bob-p256.der" --key "$PKI/bob-p256.key" ;;
+	mixed)
+		mktoken "$TOK/mixed" "Old card" --cert "$PKI/alice-expired.der" --key "$PKI/alice-expired.key"
+		mktoken "$TOK/mixed" "Bob card" --cert "$PKI/bob-p256.der" --key "$PKI/bob-p256.key" ;;
 	empty) mktoken "$TOK/empty" ;;
 	*) die "unknown scenario $1" ;;
 	esac
@@ -69,7 +72,7 @@ scenario() {
 
 SCENARIOS="rsa2048 rsa3072 rsa4096 p256 p384 bob carol expired notyet untrusted
 	wrongeku cardauth cardauth-policy nodigsig twouid hostile mismatch nokey
-	alwaysauth two empty"
+	alwaysauth two mixed empty"
 
 PIDS=
 for s in $SCENARIOS; do

@@ -719,6 +719,11 @@ test_usernameless_ambiguous(void **state)
 	expect(&SETUP(.scenario = "two"), NULL, PIN, PAM_AUTH_ERR, false, "more than one", &o);
 	assert_string_equal(o.user_after, "");
 	outcome_free(&o);
+	/* An expired card and another user's card: the user hears about the
+	 * one that got furthest, whichever order the slots come in. */
+	expect(&SETUP(.scenario = "mixed"), "alice", PIN, PAM_AUTH_ERR, false, "not mapped to alice",
+	       &o);
+	outcome_free(&o);
 	/* With a user name the matching card is chosen. */
 	expect(&SETUP(.scenario = "two"), "bob", PIN, PAM_SUCCESS, true, NULL, &o);
 	assert_string_equal(o.token_env, "Bob card");
