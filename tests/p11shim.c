@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <p11-kit/pkcs11.h>
@@ -849,6 +850,34 @@ static void reset_state(void)
     pthread_mutex_unlock(&shim.lock);
 }
 
+extern char **environ;
+
+/* One line about the process that loaded us: the names (never the values)
+ * of its environment variables, its ids and whether it can dump core, so
+ * tests can check how pam_piv starts its card helper. */
+static void log_process(void)
+{
+    char line[4096];
+    size_t n = 0;
+
+    if (shim.cfg.log_path[0] == '\0')
+        return;
+    n += (size_t)snprintf(line, sizeof line, "process uid=%u euid=%u dumpable=%d environ=",
+                          (unsigned)getuid(), (unsigned)geteuid(),
+                          prctl(PR_GET_DUMPABLE, 0, 0, 0, 0));
+    for (char **e = environ; e != NULL && *e != NULL && n < sizeof line - 2; e++) {
+        size_t name_len = strcspn(*e, "=");
+        if (n + name_len + 2 >= sizeof line)
+            break;
+        memcpy(line + n, *e, name_len);
+        n += name_len;
+        line[n++] = ',';
+    }
+    line[n++] = '\n';
+    line[n] = '\0';
+    append_text(shim.cfg.log_path, line);
+}
+
 static CK_RV shim_C_Initialize(CK_VOID_PTR init_args)
 {
     CK_RV rv;
@@ -859,6 +888,8 @@ static CK_RV shim_C_Initialize(CK_VOID_PTR init_args)
     /* A second C_Initialize keeps the configuration of the first. */
     if (fresh && !load_config())
         return log_call(SHIM_FN_C_Initialize, NULL, CKR_GENERAL_ERROR);
+    if (fresh)
+        log_process();
     if (fault_intercept(SHIM_FN_C_Initialize, NULL, &rv))
         return log_call(SHIM_FN_C_Initialize, NULL, rv);
 

@@ -940,6 +940,42 @@ static void test_hang_initialize(void **s) { (void)s; check_hang("C_Initialize",
 static void test_hang_login(void **s) { (void)s; check_hang("C_Login", true); }
 static void test_hang_sign(void **s) { (void)s; check_hang("C_Sign", true); }
 
+/* The helper gets a clean environment (nothing of the caller's), is not
+ * dumpable, and runs with real ids equal to the effective ones. */
+static void
+test_helper_process(void **state)
+{
+	char env[4600], path[4096];
+	struct outcome o;
+	char *log;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/shim.log", work);
+	unlink(path);
+	snprintf(env, sizeof(env), "P11SHIM_LOG=%s", path);
+	setenv("OPENSC_CONF", "/tmp/attacker-controlled.conf", 1);
+	setenv("PIV_TEST_CALLER_VARIABLE", "1", 1);
+	expect(&SETUP(.scenario = "p256", .use_shim = true, .shim_env = env), "alice", PIN,
+	       PAM_SUCCESS, true, NULL, &o);
+	unsetenv("OPENSC_CONF");
+	unsetenv("PIV_TEST_CALLER_VARIABLE");
+	outcome_free(&o);
+	log = slurp(path);
+	if (strstr(log, "process uid=0 euid=0 dumpable=0 environ=") == NULL ||
+	    strstr(log, "SOFTHSM2_CONF,") == NULL || strstr(log, "PATH,") == NULL ||
+	    strstr(log, "OPENSC_CONF") != NULL || strstr(log, "PIV_TEST_CALLER") != NULL ||
+	    strstr(log, "LD_PRELOAD") != NULL || strstr(log, "PAM_WRAPPER") != NULL ||
+	    strstr(log, PIN) != NULL) {
+		fprintf(stderr, "%s", log);
+		free(log);
+		fail_msg("the helper process is not as it should be");
+	}
+	/* The module logged in exactly once and logged out. */
+	assert_non_null(strstr(log, "C_Login user=1 rv=0x0"));
+	assert_non_null(strstr(log, "C_Logout rv=0x0"));
+	free(log);
+}
+
 static void
 test_module_crash(void **state)
 {
@@ -996,7 +1032,7 @@ main(void)
 		T(test_config_errors), T(test_config_file_safety), T(test_module_arguments),
 		T(test_silent), T(test_setcred),
 		T(test_hang_slotlist), T(test_hang_initialize), T(test_hang_login), T(test_hang_sign),
-		T(test_module_crash), T(test_card_errors),
+		T(test_helper_process), T(test_module_crash), T(test_card_errors),
 #undef T
 	};
 

@@ -1,0 +1,17 @@
+#!/bin/sh
+# SPEC §1 "Isolation": the PAM module itself never loads PKCS#11 code. It
+# links p11-kit only to parse PKCS#11 URIs, so none of the module-loading
+# entry points (nor dlopen) may be referenced by pam_piv.so.
+set -eu
+: "${PIV_MODULE:?run through make check}"
+bad=$(nm -D --undefined-only "$PIV_MODULE" |
+	grep -E ' (p11_kit_module_load|p11_kit_modules_load|p11_kit_module_initialize|p11_kit_modules_load_and_initialize|C_GetFunctionList|dlopen)' || true)
+if [ -n "$bad" ]; then
+	echo "pam_piv.so references PKCS#11 loading:" >&2
+	echo "$bad" >&2
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+nm -D --undefined-only "$PIV_MODULE" | grep -q ' p11_kit_uri_parse' ||
+	{ echo "expected pam_piv.so to use p11_kit_uri_parse (is nm output sane?)" >&2; exit 1; }
+echo "isolation: pam_piv.so loads no PKCS#11 module"
