@@ -18,6 +18,7 @@
 #include "mapping.h"
 #include "proto.h"
 #include "prove.h"
+#include "revocation.h"
 #include "util.h"
 
 struct auth_run {
@@ -71,6 +72,16 @@ map_trace_cb(void *ud, const char *line)
 		run->ui->log(run->ui->ud, LOG_DEBUG, line);
 }
 
+static void
+rev_log_cb(void *ud, int prio, const char *text)
+{
+	struct auth_run *run = ud;
+
+	if (prio == LOG_DEBUG && !run->conf->debug)
+		return;
+	run->ui->log(run->ui->ud, prio, text);
+}
+
 static bool
 exists_cb(void *ud, const char *name)
 {
@@ -93,12 +104,20 @@ judge(struct auth_run *run, const struct piv_trust *trust,
 {
 	struct piv_accounts acc;
 	const char *chosen = NULL;
+	STACK_OF(X509) *chain = NULL;
 
 	memset(v, 0, sizeof(*v));
 	v->status = piv_validate(run->conf, trust, c->cert.data, c->cert.len, c->extra, c->n_extra,
-	                         &v->leaf, v->why, sizeof(v->why));
-	if (v->status != PIV_OK)
+	                         &v->leaf, &chain, v->why, sizeof(v->why));
+	if (v->status == PIV_OK)
+		v->status = piv_revocation_check(run->conf, chain, rev_log_cb, run, v->why,
+		                                 sizeof(v->why));
+	sk_X509_pop_free(chain, X509_free);
+	if (v->status != PIV_OK) {
+		X509_free(v->leaf);
+		v->leaf = NULL;
 		return;
+	}
 	v->status = piv_map_cert(run->conf, c->cert.data, c->cert.len, exists_cb, map_trace_cb, run,
 	                         &acc);
 	if (v->status == PIV_OK)

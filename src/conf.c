@@ -32,6 +32,7 @@ enum key_kind {
 	K_MAP,
 	K_ENV_LIST,
 	K_REVOCATION,
+	K_FAIL_POLICY,
 	K_LATER,      /* a documented key whose feature this version lacks */
 };
 
@@ -44,7 +45,7 @@ struct key_def {
 };
 
 #define OFF(field) offsetof(struct piv_conf, field)
-#define REVOCATION_LATER "revocation checking (CRL, OCSP) is not implemented in this version"
+#define OCSP_LATER "OCSP is not implemented in this version"
 #define LDAP_LATER "LDAP mapping is not implemented in this version"
 
 static const struct key_def key_defs[] = {
@@ -59,13 +60,13 @@ static const struct key_def key_defs[] = {
 	{ "intermediates", K_PATH, OFF(intermediates), 0, 0, NULL },
 	{ "require_eku", K_EKU_LIST, OFF(require_eku), 0, 0, NULL },
 	{ "require_policy", K_POLICY_LIST, OFF(require_policy), 0, 0, NULL },
-	{ "revocation", K_REVOCATION, 0, 0, 0, REVOCATION_LATER },
-	{ "revocation_fail", K_LATER, 0, 0, 0, REVOCATION_LATER },
-	{ "crl_file", K_LATER, 0, 0, 0, REVOCATION_LATER },
-	{ "crl_dir", K_LATER, 0, 0, 0, REVOCATION_LATER },
-	{ "crl_fetch", K_LATER, 0, 0, 0, REVOCATION_LATER },
-	{ "ocsp_url", K_LATER, 0, 0, 0, REVOCATION_LATER },
-	{ "cache_dir", K_LATER, 0, 0, 0, REVOCATION_LATER },
+	{ "revocation", K_REVOCATION, 0, 0, 0, NULL },
+	{ "revocation_fail", K_FAIL_POLICY, OFF(revocation_fail_open), 0, 0, NULL },
+	{ "crl_file", K_PATH, OFF(crl_file), 0, 0, NULL },
+	{ "crl_dir", K_PATH, OFF(crl_dir), 0, 0, NULL },
+	{ "crl_fetch", K_BOOL, OFF(crl_fetch), 0, 0, NULL },
+	{ "ocsp_url", K_LATER, 0, 0, 0, OCSP_LATER },
+	{ "cache_dir", K_PATH, OFF(cache_dir), 0, 0, NULL },
 	{ "match", K_MATCH, 0, 0, 0, NULL },
 	{ "map", K_MAP, 0, 0, 0, NULL },
 	{ "ldap_uri", K_LATER, 0, 0, 0, LDAP_LATER },
@@ -363,11 +364,53 @@ apply(struct loader *ld, const struct item *it)
 		return 0;
 	case K_MAP:
 		return add_rule(ld, it);
-	case K_REVOCATION:
-		if (strcmp(it->value, "none") != 0)
-			return fail(ld, it, "'%s': %s; only 'revocation = none' is accepted",
-			            it->value, def->later_why);
+	case K_REVOCATION: {
+		/* An ordered list: "ocsp,crl", "crl", or "none" alone. */
+		char list[64];
+		char *save = NULL;
+		size_t n = 0;
+		size_t vlen = strlen(it->value);
+		if (vlen >= sizeof(list) || it->value[0] == ',' || it->value[vlen - 1] == ',' ||
+		    strstr(it->value, ",,") != NULL)
+			return fail(ld, it, "'revocation' takes ocsp, crl, or none");
+		strcpy(list, it->value);
+		for (char *m = strtok_r(list, ",", &save); m != NULL; m = strtok_r(NULL, ",", &save)) {
+			enum piv_rev_method method;
+			while (*m == ' ')
+				m++;
+			for (char *e = m + strlen(m); e > m && e[-1] == ' ';)
+				*--e = '\0';
+			if (strcmp(m, "none") == 0 && n == 0 && save != NULL && *save == '\0') {
+				conf->n_revocation = 0;
+				ld->revocation_set = true;
+				return 0;
+			}
+			if (strcmp(m, "crl") == 0)
+				method = PIV_REV_METHOD_CRL;
+			else if (strcmp(m, "ocsp") == 0)
+				return fail(ld, it, "'ocsp': %s; use 'revocation = crl'", OCSP_LATER);
+			else
+				return fail(ld, it, "'revocation' takes ocsp, crl, or none (alone)");
+			for (size_t i = 0; i < n; i++)
+				if (conf->revocation[i] == method)
+					return fail(ld, it, "'%s' listed twice", m);
+			if (n >= 2)
+				return fail(ld, it, "'revocation' takes ocsp, crl, or none");
+			conf->revocation[n++] = method;
+		}
+		if (n == 0)
+			return fail(ld, it, "'revocation' takes ocsp, crl, or none");
+		conf->n_revocation = n;
 		ld->revocation_set = true;
+		return 0;
+	}
+	case K_FAIL_POLICY:
+		if (strcmp(it->value, "closed") == 0)
+			*(bool *)field = false;
+		else if (strcmp(it->value, "open") == 0)
+			*(bool *)field = true;
+		else
+			return fail(ld, it, "'revocation_fail' takes closed or open");
 		return 0;
 	case K_LATER:
 		return fail(ld, it, "'%s' is not supported: %s", it->key, def->later_why);
@@ -524,9 +567,11 @@ set_defaults(struct piv_conf *conf)
 	conf->card_timeout = 30;
 	conf->net_timeout = 5;
 	conf->fail_delay = 2000;
+	conf->crl_fetch = true;
 	if ((conf->pkcs11_module = strdup("p11-kit")) == NULL ||
 	    (conf->cert_uri = strdup(PIV_DEFAULT_CERT_URI)) == NULL ||
-	    (conf->helper = strdup(PIV_HELPER_PATH)) == NULL)
+	    (conf->helper = strdup(PIV_HELPER_PATH)) == NULL ||
+	    (conf->cache_dir = strdup(PIV_DEFAULT_CACHE_DIR)) == NULL)
 		return -1;
 	return 0;
 }
@@ -543,8 +588,7 @@ finish(struct loader *ld, const char *name)
 		return fail(ld, NULL, "%s: no trust anchors: set ca_file or ca_dir", where);
 	if (!ld->revocation_set)
 		return fail(ld, NULL, "%s: 'revocation' is not set and its default 'ocsp,crl' is not "
-		            "available: %s; set 'revocation = none' to accept that", where,
-		            REVOCATION_LATER);
+		            "available: %s; set 'revocation = crl' (or 'none')", where, OCSP_LATER);
 	if (conf->n_rules == 0) {
 		it.key = "map";
 		it.value = PIV_DEFAULT_MAP;
@@ -722,6 +766,9 @@ piv_conf_free(struct piv_conf *conf)
 	free(conf->ca_file);
 	free(conf->ca_dir);
 	free(conf->intermediates);
+	free(conf->crl_file);
+	free(conf->crl_dir);
+	free(conf->cache_dir);
 	strlist_free(&conf->require_eku);
 	strlist_free(&conf->require_policy);
 	for (size_t i = 0; i < conf->n_rules; i++) {

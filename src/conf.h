@@ -11,6 +11,7 @@
 #define PIV_CONF_MAX_LINE 4096
 #define PIV_DEFAULT_CERT_URI "pkcs11:type=cert;id=%01"
 #define PIV_DEFAULT_MAP "name:{subject_dn_component.uid}"
+#define PIV_DEFAULT_CACHE_DIR "/var/cache/pam_piv"
 
 struct piv_strlist {
 	char **v;
@@ -22,6 +23,11 @@ struct piv_strlist {
 struct piv_rule {
 	char *match; /* NULL: every certificate */
 	char *map;   /* e.g. "name:{subject_dn_component.uid}" */
+};
+
+enum piv_rev_method {
+	PIV_REV_METHOD_OCSP,
+	PIV_REV_METHOD_CRL,
 };
 
 struct piv_conf {
@@ -36,6 +42,13 @@ struct piv_conf {
 	char *intermediates;
 	struct piv_strlist require_eku;
 	struct piv_strlist require_policy;
+	enum piv_rev_method revocation[2]; /* in order; none when n is 0 */
+	size_t n_revocation;
+	bool revocation_fail_open;
+	char *crl_file;
+	char *crl_dir;
+	bool crl_fetch;
+	char *cache_dir;
 	struct piv_rule *rules;
 	size_t n_rules;
 	unsigned fail_delay;   /* milliseconds, pam_fail_delay on failure */

@@ -30,6 +30,7 @@ static const struct {
 	[PIV_E_CERT_KEY_TYPE] = { "cert-key-type", PAM_AUTH_ERR,
 		"PIV certificate key type or size is not supported" },
 	[PIV_E_CERT_INVALID] = { "cert-invalid", PAM_AUTH_ERR, "PIV certificate is invalid" },
+	[PIV_E_CERT_REVOKED] = { "cert-revoked", PAM_AUTH_ERR, "PIV certificate has been revoked" },
 	[PIV_E_REVOCATION_UNKNOWN] = { "revocation-unknown", PAM_AUTH_ERR,
 		"revocation status unavailable" },
 	[PIV_E_NOT_MAPPED] = { "not-mapped", PAM_AUTH_ERR, "certificate is not mapped to USER" },

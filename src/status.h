@@ -18,6 +18,7 @@ enum piv_status {
 	PIV_E_CERT_CARD_AUTH,     /* PIV Card Authentication certificate */
 	PIV_E_CERT_KEY_TYPE,
 	PIV_E_CERT_INVALID,       /* malformed or otherwise invalid */
+	PIV_E_CERT_REVOKED,       /* the certificate or an issuing CA */
 	PIV_E_REVOCATION_UNKNOWN,
 	PIV_E_NOT_MAPPED,         /* maps to no account or to another one */
 	PIV_E_AMBIGUOUS,          /* username-less login, several accounts */

@@ -251,7 +251,7 @@ enum piv_status
 piv_validate(const struct piv_conf *conf, const struct piv_trust *trust,
              const uint8_t *cert_der, size_t cert_len,
              const struct piv_blob *extras, size_t n_extras,
-             X509 **leaf_out, char *why, size_t why_size)
+             X509 **leaf_out, STACK_OF(X509) **chain_out, char *why, size_t why_size)
 {
 	STACK_OF(X509) *untrusted = NULL;
 	X509_STORE_CTX *ctx = NULL;
@@ -260,6 +260,8 @@ piv_validate(const struct piv_conf *conf, const struct piv_trust *trust,
 	enum piv_status st = PIV_E_INTERNAL;
 
 	*leaf_out = NULL;
+	if (chain_out != NULL)
+		*chain_out = NULL;
 	set_why(why, why_size, "internal error");
 	leaf = piv_cert_from_der(cert_der, cert_len);
 	if (leaf == NULL) {
@@ -309,6 +311,8 @@ piv_validate(const struct piv_conf *conf, const struct piv_trust *trust,
 		goto out;
 	}
 	st = check_leaf(conf, leaf, why, why_size);
+	if (st == PIV_OK && chain_out != NULL && (*chain_out = X509_STORE_CTX_get1_chain(ctx)) == NULL)
+		st = PIV_E_INTERNAL;
 	if (st == PIV_OK) {
 		*leaf_out = leaf;
 		leaf = NULL;

@@ -34,11 +34,13 @@ X509 *piv_cert_from_der(const uint8_t *der, size_t len);
 
 /* Validate cert_der against trust; extras are the card's other
  * certificates, used only as untrusted intermediates. On PIV_OK *leaf is
- * the parsed certificate (caller frees). why gets a log-safe reason. */
+ * the parsed certificate and *chain the validated chain, leaf first and
+ * anchor last (caller frees both; chain may be NULL if not wanted). why
+ * gets a log-safe reason. */
 enum piv_status piv_validate(const struct piv_conf *conf, const struct piv_trust *trust,
                              const uint8_t *cert_der, size_t cert_len,
                              const struct piv_blob *extras, size_t n_extras,
-                             X509 **leaf, char *why, size_t why_size);
+                             X509 **leaf, STACK_OF(X509) **chain, char *why, size_t why_size);
 
 /* Log-safe identity of a certificate for audit lines. */
 struct piv_cert_id {

@@ -806,7 +806,8 @@ test_config_errors(void **state)
 	}
 	check_config_error("card_timeout = soon", "must be a whole number");
 	check_config_error("revocation = ocsp,crl", "not implemented");
-	check_config_error("crl_file = /tmp/x.crl", "not supported");
+	check_config_error("ocsp_url = http://127.0.0.1:9/", "not supported");
+	check_config_error("revocation = crl\ncache_dir = relative", "absolute path");
 	check_config_error("ldap_uri = ldap://127.0.0.1", "not supported");
 	check_config_error("map = file:/etc/piv-map", "not implemented");
 	check_config_error("map = name:{no_such_template}", "libsss_certmap rejects");

@@ -72,6 +72,11 @@ test_conf_defaults(void **state)
 	assert_int_equal(conf.card_timeout, 30);
 	assert_int_equal(conf.net_timeout, 5);
 	assert_int_equal(conf.fail_delay, 2000);
+	assert_int_equal(conf.n_revocation, 0); /* BASE says none */
+	assert_false(conf.revocation_fail_open);
+	assert_true(conf.crl_fetch);
+	assert_null(conf.crl_file);
+	assert_string_equal(conf.cache_dir, "/var/cache/pam_piv");
 	assert_false(conf.card_only);
 	assert_false(conf.debug);
 	assert_int_equal(conf.n_rules, 1);
@@ -99,7 +104,12 @@ test_conf_every_key(void **state)
 		"require_eku = clientAuth\n"
 		"require_eku = 1.3.6.1.4.1.311.20.2.2\n"
 		"require_policy = 2.16.840.1.101.3.2.1.3.13\n"
-		"revocation = none\n"
+		"revocation = crl\n"
+		"revocation_fail = open\n"
+		"crl_file = /etc/ssl/piv.crl\n"
+		"crl_dir = /etc/ssl/piv-crl.d\n"
+		"crl_fetch = no\n"
+		"cache_dir = /var/cache/piv-test\n"
 		"match = <ISSUER>^CN=PIV Test Issuing CA,.*\n"
 		"map = name:{subject_principal.short_name}\n"
 		"map = name:{subject_dn_component.uid}\n"
@@ -126,6 +136,13 @@ test_conf_every_key(void **state)
 	assert_int_equal(conf.require_eku.n, 2);
 	assert_string_equal(conf.require_eku.v[1], "1.3.6.1.4.1.311.20.2.2");
 	assert_int_equal(conf.require_policy.n, 1);
+	assert_int_equal(conf.n_revocation, 1);
+	assert_int_equal(conf.revocation[0], PIV_REV_METHOD_CRL);
+	assert_true(conf.revocation_fail_open);
+	assert_string_equal(conf.crl_file, "/etc/ssl/piv.crl");
+	assert_string_equal(conf.crl_dir, "/etc/ssl/piv-crl.d");
+	assert_false(conf.crl_fetch);
+	assert_string_equal(conf.cache_dir, "/var/cache/piv-test");
 	assert_int_equal(conf.n_rules, 2);
 	assert_string_equal(conf.rules[0].match, "<ISSUER>^CN=PIV Test Issuing CA,.*");
 	assert_string_equal(conf.rules[0].map, "name:{subject_principal.short_name}");
@@ -163,14 +180,20 @@ test_conf_bad_values(void **state)
 		{ "require_policy = clientAuth", "not a dotted OID" },
 		{ "require_policy = 2.16.840.1.101.3.2.1.3.17", "card authentication policy" },
 		{ "require_policy = 2.16.840.1.101.3.2.1.3.46", "card authentication policy" },
-		{ "revocation = ocsp", "not implemented" },
-		{ "revocation = crl,none", "not implemented" },
-		{ "revocation_fail = open", "not supported" },
-		{ "crl_file = /etc/piv.crl", "not supported" },
-		{ "crl_dir = /etc/crl", "not supported" },
-		{ "crl_fetch = no", "not supported" },
+		{ "revocation = ocsp", "OCSP is not implemented" },
+		{ "revocation = ocsp,crl", "OCSP is not implemented" },
+		{ "revocation = crl,none", "or none (alone)" },
+		{ "revocation = none,crl", "or none (alone)" },
+		{ "revocation = crl,crl", "listed twice" },
+		{ "revocation = crl,,", "takes ocsp, crl, or none" },
+		{ "revocation = ,", "takes ocsp, crl, or none" },
+		{ "revocation = crls", "takes ocsp, crl, or none" },
+		{ "revocation_fail = maybe", "closed or open" },
+		{ "crl_file = piv.crl", "absolute path" },
+		{ "crl_dir = crl.d", "absolute path" },
+		{ "crl_fetch = sometimes", "yes or no" },
 		{ "ocsp_url = http://127.0.0.1/", "not supported" },
-		{ "cache_dir = /var/cache/pam_piv", "not supported" },
+		{ "cache_dir = cache", "absolute path" },
 		{ "ldap_uri = ldap://127.0.0.1", "LDAP" },
 		{ "ldap_base = dc=example", "LDAP" },
 		{ "ldap_user_attr = uid", "LDAP" },

@@ -1,0 +1,447 @@
+/* cmocka tests of the CRL layer: the serial records, the index (build,
+ * map, search, and every way it can be stale or damaged), and the CRL
+ * checks (issuer, signature, dates, delta, critical extensions) on CRLs
+ * made here with OpenSSL. The PAM tests cover fetching and policy. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "conf.h"
+#include "crl.h"
+
+struct fixture {
+	char dir[64];
+	char cache[128];
+	EVP_PKEY *ca_key, *other_key;
+	X509 *ca, *other_ca, *leaf_good, *leaf_revoked;
+};
+
+static X509 *
+make_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, long serial, int ca)
+{
+	X509 *cert = X509_new();
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+
+	assert_non_null(cert);
+	X509_set_version(cert, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(cert), serial);
+	X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
+	X509_set_pubkey(cert, key);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
+	                           (const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(cert, X509_get_subject_name(issuer ? issuer : cert));
+	X509V3_set_ctx(&ctx, issuer ? issuer : cert, cert, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage,
+	                          ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
+	X509_add_ext(cert, ext, -1);
+	X509_EXTENSION_free(ext);
+	if (ca) {
+		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:TRUE");
+		X509_add_ext(cert, ext, -1);
+		X509_EXTENSION_free(ext);
+	}
+	assert_true(X509_sign(cert, issuer_key ? issuer_key : key, EVP_sha256()) > 0);
+	return cert;
+}
+
+struct crl_spec {
+	long last_offset, next_offset; /* seconds from now */
+	bool no_next;
+	bool delta;
+	bool unknown_critical;
+	bool critical_entry_ext;
+	const long *serials;
+	size_t n_serials;
+};
+
+static void
+write_crl(const char *path, X509 *issuer, EVP_PKEY *key, const struct crl_spec *spec)
+{
+	X509_CRL *crl = X509_CRL_new();
+	ASN1_TIME *t = ASN1_TIME_new();
+	unsigned char *der = NULL;
+	int len;
+	FILE *f;
+
+	X509_CRL_set_version(crl, 1);
+	X509_CRL_set_issuer_name(crl, X509_get_subject_name(issuer));
+	X509_gmtime_adj(t, spec->last_offset);
+	X509_CRL_set1_lastUpdate(crl, t);
+	if (!spec->no_next) {
+		X509_gmtime_adj(t, spec->next_offset);
+		X509_CRL_set1_nextUpdate(crl, t);
+	}
+	for (size_t i = 0; i < spec->n_serials; i++) {
+		X509_REVOKED *r = X509_REVOKED_new();
+		ASN1_INTEGER *serial = ASN1_INTEGER_new();
+		ASN1_INTEGER_set(serial, spec->serials[i]);
+		X509_REVOKED_set_serialNumber(r, serial);
+		X509_gmtime_adj(t, -60);
+		X509_REVOKED_set_revocationDate(r, t);
+		if (spec->critical_entry_ext) {
+			ASN1_OCTET_STRING *v = ASN1_OCTET_STRING_new();
+			ASN1_OCTET_STRING_set(v, (const unsigned char *)"\x05\x00", 2);
+			X509_EXTENSION *ext = X509_EXTENSION_create_by_OBJ(
+				NULL, OBJ_txt2obj("1.2.3.4", 1), 1, v);
+			X509_REVOKED_add_ext(r, ext, -1);
+			X509_EXTENSION_free(ext);
+			ASN1_OCTET_STRING_free(v);
+		}
+		X509_CRL_add0_revoked(crl, r);
+		ASN1_INTEGER_free(serial);
+	}
+	if (spec->delta || spec->unknown_critical) {
+		ASN1_OCTET_STRING *v = ASN1_OCTET_STRING_new();
+		X509_EXTENSION *ext;
+		/* deltaCRLIndicator ::= CRLNumber (INTEGER 1) */
+		ASN1_OCTET_STRING_set(v, (const unsigned char *)"\x02\x01\x01", 3);
+		ext = X509_EXTENSION_create_by_OBJ(NULL,
+		                                   spec->delta ? OBJ_nid2obj(NID_delta_crl)
+		                                               : OBJ_txt2obj("1.2.3.4", 1),
+		                                   1, v);
+		X509_CRL_add_ext(crl, ext, -1);
+		X509_EXTENSION_free(ext);
+		ASN1_OCTET_STRING_free(v);
+	}
+	X509_CRL_sort(crl);
+	assert_true(X509_CRL_sign(crl, key, EVP_sha256()) > 0);
+	len = i2d_X509_CRL(crl, &der);
+	assert_true(len > 0);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(der, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	OPENSSL_free(der);
+	ASN1_TIME_free(t);
+	X509_CRL_free(crl);
+}
+
+static const long revoked_serials[] = { 3, 5, 70000, 0x7fffffffL };
+
+static int
+setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	EVP_PKEY *leaf_key;
+
+	assert_non_null(fx);
+	strcpy(fx->dir, "/tmp/piv-crl-XXXXXX");
+	assert_non_null(mkdtemp(fx->dir));
+	snprintf(fx->cache, sizeof(fx->cache), "%s/cache", fx->dir);
+	fx->ca_key = EVP_EC_gen("P-256");
+	fx->other_key = EVP_EC_gen("P-256");
+	leaf_key = EVP_EC_gen("P-256");
+	fx->ca = make_cert("Test CA", fx->ca_key, NULL, NULL, 1, 1);
+	fx->other_ca = make_cert("Test CA", fx->other_key, NULL, NULL, 2, 1); /* same name! */
+	fx->leaf_good = make_cert("good", leaf_key, fx->ca, fx->ca_key, 4, 0);
+	fx->leaf_revoked = make_cert("revoked", leaf_key, fx->ca, fx->ca_key, 5, 0);
+	EVP_PKEY_free(leaf_key);
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *fx = *state;
+	char cmd[200];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->dir);
+	if (system(cmd) != 0)
+		return -1;
+	X509_free(fx->ca);
+	X509_free(fx->other_ca);
+	X509_free(fx->leaf_good);
+	X509_free(fx->leaf_revoked);
+	EVP_PKEY_free(fx->ca_key);
+	EVP_PKEY_free(fx->other_key);
+	free(fx);
+	return 0;
+}
+
+static enum piv_rev_answer
+check(struct fixture *fx, const char *crl_name, X509 *cert, char *reason, size_t reason_size)
+{
+	struct piv_conf conf;
+	char path[200];
+
+	memset(&conf, 0, sizeof(conf));
+	snprintf(path, sizeof(path), "%s/%s", fx->dir, crl_name);
+	conf.crl_file = path;
+	conf.cache_dir = fx->cache;
+	conf.net_timeout = 1;
+	assert_int_equal(piv_cache_dir_check(fx->cache, reason, reason_size), 0);
+	return piv_crl_check(&conf, cert, fx->ca, time(NULL), NULL, NULL, reason, reason_size);
+}
+
+static void
+spec_ok(struct crl_spec *spec)
+{
+	memset(spec, 0, sizeof(*spec));
+	spec->last_offset = -3600;
+	spec->next_offset = 86400;
+	spec->serials = revoked_serials;
+	spec->n_serials = 4;
+}
+
+static void
+test_serial_records(void **state)
+{
+	ASN1_INTEGER *a = ASN1_INTEGER_new(), *b = ASN1_INTEGER_new();
+	uint8_t ra[PIV_CRL_RECORD], rb[PIV_CRL_RECORD];
+	unsigned char big[23];
+
+	(void)state;
+	ASN1_INTEGER_set(a, 258);
+	ASN1_STRING_set(b, "\x00\x00\x01\x02", 4); /* padded the same value */
+	assert_int_equal(piv_crl_serial_record(a, ra), 0);
+	assert_int_equal(piv_crl_serial_record(b, rb), 0);
+	assert_memory_equal(ra, rb, PIV_CRL_RECORD);
+	ASN1_INTEGER_set(b, -258);
+	assert_int_equal(piv_crl_serial_record(b, rb), 0);
+	assert_memory_not_equal(ra, rb, PIV_CRL_RECORD);
+	memset(big, 0x7f, sizeof(big));
+	ASN1_STRING_set(b, big, sizeof(big)); /* longer than any RFC 5280 serial */
+	assert_int_equal(piv_crl_serial_record(b, rb), -1);
+	ASN1_INTEGER_free(a);
+	ASN1_INTEGER_free(b);
+}
+
+static void
+test_good_and_revoked(void **state)
+{
+	struct fixture *fx = *state;
+	struct crl_spec spec;
+	char path[200], reason[400];
+
+	spec_ok(&spec);
+	snprintf(path, sizeof(path), "%s/ok.crl", fx->dir);
+	write_crl(path, fx->ca, fx->ca_key, &spec);
+	assert_int_equal(check(fx, "ok.crl", fx->leaf_good, reason, sizeof(reason)), PIV_REV_GOOD);
+	assert_int_equal(check(fx, "ok.crl", fx->leaf_revoked, reason, sizeof(reason)),
+	                 PIV_REV_REVOKED);
+	assert_non_null(strstr(reason, "revoked"));
+	/* second time from the index */
+	assert_int_equal(check(fx, "ok.crl", fx->leaf_revoked, reason, sizeof(reason)),
+	                 PIV_REV_REVOKED);
+	assert_int_equal(check(fx, "ok.crl", fx->leaf_good, reason, sizeof(reason)), PIV_REV_GOOD);
+}
+
+static void
+test_index_damage(void **state)
+{
+	struct fixture *fx = *state;
+	struct crl_spec spec;
+	struct piv_crl_index idx;
+	char crl[200], idx_path[200], why[300];
+	uint8_t rec[PIV_CRL_RECORD];
+	struct stat st;
+	int fd;
+
+	spec_ok(&spec);
+	snprintf(crl, sizeof(crl), "%s/damage.crl", fx->dir);
+	snprintf(idx_path, sizeof(idx_path), "%s/damage.idx", fx->dir);
+	write_crl(crl, fx->ca, fx->ca_key, &spec);
+	assert_int_equal(piv_crl_build_index(crl, fx->ca, idx_path, why, sizeof(why)), 0);
+	assert_int_equal(piv_crl_open_index(idx_path, crl, &idx), 0);
+	assert_int_equal(idx.count, 4);
+	assert_int_equal(piv_crl_serial_record(X509_get0_serialNumber(fx->leaf_revoked), rec), 0);
+	assert_true(piv_crl_index_has(&idx, rec));
+	assert_int_equal(piv_crl_serial_record(X509_get0_serialNumber(fx->leaf_good), rec), 0);
+	assert_false(piv_crl_index_has(&idx, rec));
+	piv_crl_close_index(&idx);
+
+	/* truncated by one byte */
+	assert_int_equal(stat(idx_path, &st), 0);
+	assert_int_equal(truncate(idx_path, st.st_size - 1), 0);
+	assert_int_equal(piv_crl_open_index(idx_path, crl, &idx), -1);
+	/* a flipped header byte */
+	assert_int_equal(piv_crl_build_index(crl, fx->ca, idx_path, why, sizeof(why)), 0);
+	fd = open(idx_path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "X", 1, 20), 1);
+	close(fd);
+	assert_int_equal(piv_crl_open_index(idx_path, crl, &idx), -1);
+	/* empty, and garbage */
+	fd = open(idx_path, O_WRONLY | O_TRUNC);
+	close(fd);
+	assert_int_equal(piv_crl_open_index(idx_path, crl, &idx), -1);
+	fd = open(idx_path, O_WRONLY | O_TRUNC);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(write(fd, "garbage!", 8), 8);
+	close(fd);
+	assert_int_equal(piv_crl_open_index(idx_path, crl, &idx), -1);
+	/* a good index, but the CRL file changed since */
+	assert_int_equal(piv_crl_build_index(crl, fx->ca, idx_path, why, sizeof(why)), 0);
+	sleep(1);
+	spec.n_serials = 1;
+	write_crl(crl, fx->ca, fx->ca_key, &spec);
+	assert_int_equal(piv_crl_open_index(idx_path, crl, &idx), -1);
+	/* a symlink in place of the index is not followed */
+	unlink(idx_path);
+	assert_int_equal(symlink(crl, idx_path), 0);
+	assert_int_equal(piv_crl_open_index(idx_path, crl, &idx), -1);
+}
+
+static void
+test_damaged_cache_rebuilt(void **state)
+{
+	struct fixture *fx = *state;
+	struct crl_spec spec;
+	char path[200], reason[400], cmd[400];
+
+	spec_ok(&spec);
+	snprintf(path, sizeof(path), "%s/rebuild.crl", fx->dir);
+	write_crl(path, fx->ca, fx->ca_key, &spec);
+	assert_int_equal(check(fx, "rebuild.crl", fx->leaf_revoked, reason, sizeof(reason)),
+	                 PIV_REV_REVOKED);
+	/* damage every index in the cache: answers stay right */
+	snprintf(cmd, sizeof(cmd), "for f in '%s'/crlidx-*.idx; do head -c 100 \"$f\" > \"$f.t\" "
+	         "&& mv \"$f.t\" \"$f\"; done", fx->cache);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(check(fx, "rebuild.crl", fx->leaf_revoked, reason, sizeof(reason)),
+	                 PIV_REV_REVOKED);
+	assert_int_equal(check(fx, "rebuild.crl", fx->leaf_good, reason, sizeof(reason)),
+	                 PIV_REV_GOOD);
+}
+
+static void
+check_unknown(struct fixture *fx, const char *name, const struct crl_spec *spec, X509 *signer,
+              EVP_PKEY *key, const char *needle)
+{
+	char path[200], reason[400];
+
+	snprintf(path, sizeof(path), "%s/%s", fx->dir, name);
+	write_crl(path, signer, key, spec);
+	for (int round = 0; round < 2; round++) { /* fresh, then from the index */
+		enum piv_rev_answer a = check(fx, name, fx->leaf_revoked, reason, sizeof(reason));
+		if (a != PIV_REV_UNKNOWN || strstr(reason, needle) == NULL)
+			fail_msg("%s (round %d): answer %d, reason '%s', want '%s'", name, round, a,
+			         reason, needle);
+	}
+}
+
+static void
+test_unusable_crls(void **state)
+{
+	struct fixture *fx = *state;
+	struct crl_spec spec;
+	char path[200], reason[400];
+	FILE *f;
+
+	spec_ok(&spec);
+	spec.last_offset = -7200;
+	spec.next_offset = -3600;
+	check_unknown(fx, "expired.crl", &spec, fx->ca, fx->ca_key, "expired");
+	spec_ok(&spec);
+	spec.last_offset = 86400;
+	spec.next_offset = 2 * 86400;
+	check_unknown(fx, "future.crl", &spec, fx->ca, fx->ca_key, "not yet valid");
+	spec_ok(&spec);
+	spec.no_next = true;
+	check_unknown(fx, "nonext.crl", &spec, fx->ca, fx->ca_key, "no nextUpdate");
+	spec_ok(&spec);
+	spec.delta = true;
+	check_unknown(fx, "delta.crl", &spec, fx->ca, fx->ca_key, "delta");
+	spec_ok(&spec);
+	spec.unknown_critical = true;
+	check_unknown(fx, "critical.crl", &spec, fx->ca, fx->ca_key, "unknown critical");
+	spec_ok(&spec);
+	spec.critical_entry_ext = true;
+	check_unknown(fx, "entryext.crl", &spec, fx->ca, fx->ca_key, "critical extension");
+	/* same issuer name, another key: a forgery */
+	spec_ok(&spec);
+	check_unknown(fx, "forged.crl", &spec, fx->other_ca, fx->other_key, "does not verify");
+	/* garbage */
+	snprintf(path, sizeof(path), "%s/garbage.crl", fx->dir);
+	f = fopen(path, "wb");
+	fputs("0\x82\x01\x00 this is not a CRL at all", f);
+	fclose(f);
+	for (int round = 0; round < 2; round++)
+		assert_int_equal(check(fx, "garbage.crl", fx->leaf_good, reason, sizeof(reason)),
+		                 PIV_REV_UNKNOWN);
+	assert_non_null(strstr(reason, "not a CRL"));
+	/* missing */
+	assert_int_equal(check(fx, "missing.crl", fx->leaf_good, reason, sizeof(reason)),
+	                 PIV_REV_UNKNOWN);
+}
+
+static void
+test_other_issuer(void **state)
+{
+	struct fixture *fx = *state;
+	struct crl_spec spec;
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *stranger = make_cert("Stranger CA", key, NULL, NULL, 9, 1);
+	char path[200], reason[400];
+
+	spec_ok(&spec);
+	snprintf(path, sizeof(path), "%s/stranger.crl", fx->dir);
+	write_crl(path, stranger, key, &spec);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(check(fx, "stranger.crl", fx->leaf_revoked, reason, sizeof(reason)),
+		                 PIV_REV_UNKNOWN);
+		assert_non_null(strstr(reason, "another issuer"));
+	}
+	X509_free(stranger);
+	EVP_PKEY_free(key);
+}
+
+static void
+test_cache_dir_safety(void **state)
+{
+	struct fixture *fx = *state;
+	char dir[200], why[300];
+
+	snprintf(dir, sizeof(dir), "%s/c1", fx->dir);
+	assert_int_equal(piv_cache_dir_check(dir, why, sizeof(why)), 0); /* created */
+	{
+		struct stat st;
+		assert_int_equal(stat(dir, &st), 0);
+		assert_int_equal(st.st_mode & 0777, 0700);
+	}
+	assert_int_equal(chmod(dir, 0770), 0);
+	assert_int_equal(piv_cache_dir_check(dir, why, sizeof(why)), -1);
+	assert_int_equal(chmod(dir, 0703), 0);
+	assert_int_equal(piv_cache_dir_check(dir, why, sizeof(why)), -1);
+	snprintf(dir, sizeof(dir), "%s/c2", fx->dir);
+	assert_int_equal(symlink(fx->cache, dir), 0);
+	assert_int_equal(piv_cache_dir_check(dir, why, sizeof(why)), -1);
+	snprintf(dir, sizeof(dir), "%s/missing/parent", fx->dir);
+	assert_int_equal(piv_cache_dir_check(dir, why, sizeof(why)), -1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_serial_records),
+		cmocka_unit_test(test_good_and_revoked),
+		cmocka_unit_test(test_index_damage),
+		cmocka_unit_test(test_damaged_cache_rebuilt),
+		cmocka_unit_test(test_unusable_crls),
+		cmocka_unit_test(test_other_issuer),
+		cmocka_unit_test(test_cache_dir_safety),
+	};
+	alarm(120);
+	return cmocka_run_group_tests_name("crl", tests, setup, teardown);
+}
