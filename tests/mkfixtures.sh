@@ -2,6 +2,7 @@
 # Owns the whole test fixture tree: OUTDIR/pki (via mkpki.sh), one SoftHSM2
 # instance per scenario under OUTDIR/tok/SCENARIO (via mktoken.sh), and the
 # nss_wrapper OUTDIR/passwd and OUTDIR/group. Usage: mkfixtures.sh OUTDIR
+# (PIV_CRL_BASE and PIV_OCSP_URL in the environment reach mkpki.sh.)
 set -eu
 
 die() { printf 'mkfixtures.sh: %s\n' "$*" >&2; exit 1; }
@@ -59,6 +60,8 @@ scenario() {
 			--key "$PKI/bob-p256.key" ;;
 	nokey) mktoken "$TOK/nokey" nokey --cert "$PKI/alice-p256.der" ;;
 	alwaysauth) card alwaysauth alice-p256 --always-auth ;;
+	revoked) card revoked alice-revoked ;;
+	inter2) card inter2 alice-inter2 --extra-cert "$PKI/ca/inter2.der" ;;
 	two)
 		mktoken "$TOK/two" "Alice card" --cert "$PKI/alice-p256.der" --key "$PKI/alice-p256.key"
 		mktoken "$TOK/two" "Bob card" --cert "$PKI/bob-p256.der" --key "$PKI/bob-p256.key" ;;
@@ -72,7 +75,7 @@ scenario() {
 
 SCENARIOS="rsa2048 rsa3072 rsa4096 p256 p384 bob carol expired notyet untrusted
 	wrongeku cardauth cardauth-policy nodigsig twouid hostile mismatch nokey
-	alwaysauth two mixed empty"
+	alwaysauth two mixed empty revoked inter2"
 
 PIDS=
 for s in $SCENARIOS; do

@@ -1,7 +1,13 @@
 #!/bin/sh
-# Owns the test PKI: root/issuing/untrusted CAs and every leaf certificate and
-# key the pam_piv tests use, generated with the openssl CLI into OUTDIR.
+# Owns the test PKI: root/issuing/untrusted CAs, every leaf certificate and
+# key the pam_piv tests use, and the CRLs (OUTDIR/crl), generated with the
+# openssl CLI into OUTDIR.
 # Usage: mkpki.sh OUTDIR   (OUTDIR is created; existing files are overwritten)
+# env: PIV_CRL_BASE  base URL of the CRL distribution points written into the
+#                    certificates (default http://127.0.0.1:9/crl: nothing
+#                    listens there); leaves of CA X point to BASE/X.crl, the
+#                    issuing CAs to BASE/root.crl
+#      PIV_OCSP_URL  if set, every leaf gets authorityInfoAccess OCSP;URI:URL
 set -eu
 
 die() { printf 'mkpki.sh: %s\n' "$*" >&2; exit 1; }
@@ -9,13 +15,26 @@ die() { printf 'mkpki.sh: %s\n' "$*" >&2; exit 1; }
 [ $# -eq 1 ] || die "usage: mkpki.sh OUTDIR"
 command -v openssl >/dev/null 2>&1 || die "openssl not found"
 
+# Only URL characters that need no quoting in an openssl config value.
+urlok() {
+	case $1 in
+	*[!]A-Za-z0-9:/._~%@+=?\&[-]*|'') return 1 ;;
+	esac
+}
+CRL_BASE=${PIV_CRL_BASE:-http://127.0.0.1:9/crl}
+CRL_BASE=${CRL_BASE%/}
+urlok "$CRL_BASE" || die "PIV_CRL_BASE is not a plain URL: $CRL_BASE"
+OCSP_URL=${PIV_OCSP_URL:-}
+[ -z "$OCSP_URL" ] || urlok "$OCSP_URL" || die "PIV_OCSP_URL is not a plain URL: $OCSP_URL"
+
 mkdir -p "$1"
 OUT=$(cd "$1" && pwd)
 CA=$OUT/ca
 CONF=$OUT/conf
 DB=$CA/db
-rm -rf "$CA" "$CONF"
-mkdir -p "$CA" "$CONF" "$DB/newcerts"
+CRL=$OUT/crl
+rm -rf "$CA" "$CONF" "$CRL"
+mkdir -p "$CA" "$CONF" "$DB/newcerts" "$CRL"
 : > "$DB/index.txt"
 printf 'unique_subject = no\n' > "$DB/index.txt.attr"
 echo 01 > "$DB/serial"
@@ -34,6 +53,21 @@ yesterday=$(( $(date -u +%s) - 86400 ))
 START=$(date -u -d "@$yesterday" +%Y%m%d%H%M%SZ 2>/dev/null ||
 	date -u -r "$yesterday" +%Y%m%d%H%M%SZ 2>/dev/null) ||
 	die "cannot compute a start date with date(1)"
+
+# gtime SECONDS [FORMAT]: that instant (UTC), GeneralizedTime by default
+gtime() {
+	date -u -d "@$1" "+${2:-%Y%m%d%H%M%SZ}" 2>/dev/null ||
+		date -u -r "$1" "+${2:-%Y%m%d%H%M%SZ}" 2>/dev/null ||
+		die "cannot format a date with date(1)"
+}
+now=$(date -u +%s)
+CRL_LAST=$(gtime $((now - 3600)))            # current CRLs: now-1h ..
+CRL_NEXT=$(gtime $((now + 7 * 86400)))       #               .. now+7d
+FUT_LAST=$(gtime $((now + 2 * 86400)))       # not yet valid: now+2d ..
+FUT_NEXT=$(gtime $((now + 30 * 86400)))      #                .. now+30d
+REV_AT=$(gtime $((now - 7200)) %y%m%d%H%M%SZ) # revocation date (index.txt: UTCTime)
+# crlNumbers (hex) of the issuing CA's CRLs; the delta CRL's base is inter.crl
+INTER_CRLNUM=02
 
 cat > "$CONF/ca.cnf" <<EOF
 # written by tests/mkpki.sh
@@ -80,6 +114,36 @@ keyUsage               = critical, keyCertSign, cRLSign
 subjectKeyIdentifier   = hash
 authorityKeyIdentifier = keyid:always
 certificatePolicies    = 2.5.29.32.0
+crlDistributionPoints  = URI:$CRL_BASE/root.crl
+
+# CRL generation (openssl ca -gencrl -name crl_DB): each CA's CRL lists the
+# revoked entries of its own database; DB/index.txt records every certificate.
+[ crl_inter ]
+database   = $DB/inter.txt
+crlnumber  = $DB/crlnumber
+default_md = sha256
+
+[ crl_root ]
+database   = $DB/root.txt
+crlnumber  = $DB/crlnumber
+default_md = sha256
+
+[ crl_empty ]
+database   = $DB/empty.txt
+crlnumber  = $DB/crlnumber
+default_md = sha256
+
+[ crlext ]
+authorityKeyIdentifier = keyid:always
+
+# deltaCRLIndicator (2.5.29.27; the CLI has no name for it), BaseCRLNumber = inter.crl's
+[ crlext_delta ]
+authorityKeyIdentifier = keyid:always
+2.5.29.27              = critical, DER:02:01:$INTER_CRLNUM
+
+[ crlext_critical ]
+authorityKeyIdentifier = keyid:always
+1.2.3.4                = critical, DER:05:00
 EOF
 
 # ---- keys (generated in parallel: RSA key generation dominates the runtime)
@@ -103,13 +167,14 @@ bg_genkey() { genkey "$@" & PIDS="$PIDS $!"; }
 bg_genkey "$CA/root" rsa3072
 bg_genkey "$CA/inter" p256
 bg_genkey "$CA/other-root" p256
+bg_genkey "$CA/inter2" p256
 bg_genkey "$OUT/alice-rsa2048" rsa2048
 bg_genkey "$OUT/alice-rsa3072" rsa3072
 bg_genkey "$OUT/alice-rsa4096" rsa4096
 bg_genkey "$OUT/alice-p384" p384
 for n in alice-p256 bob-p256 carol-p256 alice-expired alice-notyet \
 	alice-untrusted alice-wrongeku alice-cardauth alice-cardauth-policy \
-	alice-nodigsig twouid hostile; do
+	alice-nodigsig twouid hostile alice-revoked alice-inter2; do
 	bg_genkey "$OUT/$n" p256
 done
 
@@ -140,8 +205,17 @@ ossl ca -batch -notext -config "$CONF/ca.cnf" -utf8 -preserveDN -rand_serial \
 	-out "$CA/inter.crt" -extensions v3_inter -startdate "$START" -days 1825
 ossl x509 -in "$CA/inter.crt" -outform DER -out "$CA/inter.der"
 
+# a second issuing CA, revoked in root.crl
+ossl req -new -config "$CONF/ca.cnf" -utf8 -key "$CA/inter2.key" \
+	-subj "/C=US/O=PIV Test/CN=PIV Test Issuing CA 2" -out "$CONF/inter2.csr"
+ossl ca -batch -notext -config "$CONF/ca.cnf" -utf8 -preserveDN -rand_serial \
+	-cert "$CA/root.crt" -keyfile "$CA/root.key" -in "$CONF/inter2.csr" \
+	-out "$CA/inter2.crt" -extensions v3_inter -startdate "$START" -days 1825
+ossl x509 -in "$CA/inter2.crt" -outform DER -out "$CA/inter2.der"
+
 cp "$CA/root.crt" "$CA/root.pem"
 cp "$CA/inter.crt" "$OUT/intermediates.pem"
+cat "$CA/inter.crt" "$CA/inter2.crt" > "$OUT/intermediates-all.pem"
 
 # ---- leaves
 EKU_PIV="clientAuth, 1.3.6.1.4.1.311.20.2.2, 1.3.6.1.5.2.3.4"
@@ -149,7 +223,8 @@ POL_AUTH=2.16.840.1.101.3.2.1.3.13
 POL_CARDAUTH=2.16.840.1.101.3.2.1.3.17
 
 # leaf NAME UID "CN" — optional overrides via variables set just before the call:
-#   ISSUER (inter|other-root) EKU POLICY KU SAN SUBJ NB NA (explicit dates)
+#   ISSUER (inter|inter2|other-root) EKU POLICY KU SAN SUBJ NB NA (explicit dates)
+# Leaves of inter and inter2 point to their CA's CRL (PIV_CRL_BASE/CA.crl).
 leaf() {
 	name=$1 uid=$2 cn=$3
 	: "${ISSUER:=inter}" "${EKU:=$EKU_PIV}" "${POLICY:=$POL_AUTH}"
@@ -166,6 +241,14 @@ subjectAltName         = $SAN
 subjectKeyIdentifier   = hash
 authorityKeyIdentifier = keyid:always
 EOF
+	case $ISSUER in
+	inter|inter2)
+		printf 'crlDistributionPoints  = URI:%s/%s.crl\n' "$CRL_BASE" "$ISSUER" \
+			>> "$CONF/$name.ext" ;;
+	esac
+	if [ -n "$OCSP_URL" ]; then
+		printf 'authorityInfoAccess    = OCSP;URI:%s\n' "$OCSP_URL" >> "$CONF/$name.ext"
+	fi
 	if [ -n "${NB:-}" ]; then
 		set -- -startdate "$NB" -enddate "${NA:?NB needs NA}"
 	else
@@ -201,6 +284,158 @@ SAN="email:alice@example.test, email:bob@example.test, otherName:1.3.6.1.4.1.311
 HOSTILE_CN=$(printf 'Alice Example\nroot\033[31m "quoted" \\\\ *)(uid=*')
 SUBJ="/C=US/O=PIV Test/OU=People/UID=alice/CN=$HOSTILE_CN" \
 	leaf hostile alice "unused"
+leaf alice-revoked alice "Alice Example"
+ISSUER=inter2 leaf alice-inter2 alice "Alice Example"
+
+# ---- revocation: alice-revoked (by inter) and inter2 (by root)
+# openssl ca -revoke marks them in the shared database; their revocation date
+# is moved back to REV_AT (before the CRLs' lastUpdate). Each CA's CRL
+# database gets its own entries only.
+serial() { openssl x509 -in "$1" -noout -serial | sed 's/^serial=//'; }
+ossl ca -batch -config "$CONF/ca.cnf" -cert "$CA/inter.crt" -keyfile "$CA/inter.key" \
+	-revoke "$OUT/alice-revoked.crt" -crl_reason keyCompromise
+ossl ca -batch -config "$CONF/ca.cnf" -cert "$CA/root.crt" -keyfile "$CA/root.key" \
+	-revoke "$CA/inter2.crt" -crl_reason cACompromise
+awk -F '\t' -v OFS='\t' -v d="$REV_AT" '$1 == "R" { sub(/^[0-9]+Z/, d, $3) } 1' \
+	"$DB/index.txt" > "$DB/index.txt.new"
+mv "$DB/index.txt.new" "$DB/index.txt"
+# dbline CERT: its (revoked) line of the shared database
+dbline() {
+	s=$(serial "$1") || die "cannot read the serial of $1"
+	awk -F '\t' -v s="$s" '$1 == "R" && $4 == s' "$DB/index.txt" | grep . ||
+		die "$1 is not revoked in $DB/index.txt"
+}
+dbline "$OUT/alice-revoked.crt" > "$DB/inter.txt"
+dbline "$CA/inter2.crt" > "$DB/root.txt"
+: > "$DB/empty.txt"
+
+# ---- CRLs (DER in crl/; openssl ca writes PEM, into conf/gencrl.pem)
+# gencrl NAME DB CA-CERT CA-KEY CRLNUMBER LASTUPDATE NEXTUPDATE [EXTSECTION]
+gencrl() {
+	printf '%s\n' "$5" > "$DB/crlnumber"
+	ossl ca -batch -config "$CONF/ca.cnf" -name "crl_$2" -gencrl \
+		-cert "$3" -keyfile "$4" -crl_lastupdate "$6" -crl_nextupdate "$7" \
+		-crlexts "${8:-crlext}" -out "$CONF/gencrl.pem"
+	ossl crl -in "$CONF/gencrl.pem" -outform DER -out "$CRL/$1"
+}
+# icrl NAME DB CRLNUMBER LASTUPDATE NEXTUPDATE [EXTSECTION]: a CRL by inter
+icrl() {
+	n=$1 d=$2
+	shift 2
+	gencrl "$n" "$d" "$CA/inter.crt" "$CA/inter.key" "$@"
+}
+icrl inter-expired.crl empty 01 20200101000000Z 20200201000000Z
+icrl inter.crl inter "$INTER_CRLNUM" "$CRL_LAST" "$CRL_NEXT"
+cp "$CONF/gencrl.pem" "$CRL/inter.crl.pem"
+icrl inter-empty.crl empty 03 "$CRL_LAST" "$CRL_NEXT"
+icrl inter-nonext.crl empty 04 "$CRL_LAST" "$CRL_NEXT"
+icrl inter-critical.crl empty 05 "$CRL_LAST" "$CRL_NEXT" crlext_critical
+icrl inter-delta.crl empty 06 "$CRL_LAST" "$CRL_NEXT" crlext_delta
+icrl inter-future.crl empty 07 "$FUT_LAST" "$FUT_NEXT"
+gencrl root.crl root "$CA/root.crt" "$CA/root.key" 01 "$CRL_LAST" "$CRL_NEXT"
+cp "$CONF/gencrl.pem" "$CRL/root.crl.pem"
+gencrl inter2.crl empty "$CA/inter2.crt" "$CA/inter2.key" 01 "$CRL_LAST" "$CRL_NEXT"
+gencrl inter-by-other.crl empty "$CA/other-root.crt" "$CA/other-root.key" 01 \
+	"$CRL_LAST" "$CRL_NEXT"
+
+# inter-forged.crl: inter's name and key identifier, other-root's signature.
+# openssl ca insists that the key fits the certificate, so it signs with a
+# look-alike of inter: same subject and subjectKeyIdentifier, other-root's key.
+INTER_SKI=$(openssl x509 -in "$CA/inter.crt" -noout -ext subjectKeyIdentifier |
+	sed -n '2s/^ *//p')
+case $INTER_SKI in
+??:*) ;;
+*) die "cannot read the subjectKeyIdentifier of inter.crt" ;;
+esac
+cat > "$CONF/forged.cnf" <<EOF
+# written by tests/mkpki.sh: a look-alike of inter with other-root's key
+[ req ]
+distinguished_name = req_dn
+string_mask        = utf8only
+utf8               = yes
+prompt             = no
+x509_extensions    = ext
+
+[ req_dn ]
+CN = unused
+
+[ ext ]
+basicConstraints     = critical, CA:TRUE, pathlen:0
+keyUsage             = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = $INTER_SKI
+EOF
+ossl req -new -x509 -config "$CONF/forged.cnf" -utf8 -key "$CA/other-root.key" \
+	-subj "/C=US/O=PIV Test/CN=PIV Test Issuing CA" -days 30 -out "$CONF/forged-inter.crt"
+gencrl inter-forged.crl empty "$CONF/forged-inter.crt" "$CA/other-root.key" 08 \
+	"$CRL_LAST" "$CRL_NEXT"
+
+# byte-level helpers for the CRLs the CLI cannot make
+fsize() { sz=$(wc -c < "$1") && echo $((sz)); }
+# bytes FILE OFFSET COUNT: COUNT bytes of FILE from OFFSET
+bytes() { dd if="$1" bs=1 skip="$2" count="$3" 2>/dev/null; }
+# byte N: the byte of value N
+# shellcheck disable=SC2059 # the format is the octal escape
+byte() { printf "\\$(printf %03o "$1")"; }
+# derlen N: a DER length field
+derlen() {
+	if [ "$1" -lt 128 ]; then byte "$1"
+	elif [ "$1" -lt 256 ]; then byte 129; byte "$1"
+	else byte 130; byte $(($1 / 256)); byte $(($1 % 256))
+	fi
+}
+
+# inter-nonext.crl: openssl ca always writes a nextUpdate, so it is cut out of
+# the TBSCertList (the 5th element: version, signature, issuer, thisUpdate,
+# nextUpdate) and the result is signed again with inter's key.
+f=$CRL/inter-nonext.crl t=$CONF/nonext
+ossl asn1parse -inform DER -in "$f" -out /dev/null
+# offsets: TBS start/header/length, the nextUpdate element, signatureAlgorithm
+# shellcheck disable=SC2046
+set -- $(awk '
+	{
+		off = $1; sub(/:.*/, "", off)
+		match($0, /d=[0-9]+/); d = substr($0, RSTART + 2, RLENGTH - 2)
+		match($0, /hl=[0-9]+/); hl = substr($0, RSTART + 3, RLENGTH - 3)
+		match($0, / l= *[0-9]+/); l = substr($0, RSTART + 3, RLENGTH - 3) + 0
+		tag = $0; sub(/.*(prim|cons): */, "", tag); sub(/ .*/, "", tag)
+	}
+	d == 1 { n1++ }
+	d == 1 && n1 == 1 { tbs = off " " hl " " l }
+	d == 1 && n1 == 2 { alg = off " " (hl + l) }
+	d == 2 && n1 == 1 && ++n2 == 5 { next5 = off " " (hl + l) " " tag }
+	END { print tbs, next5, alg }' "$LOG")
+if [ $# -ne 8 ] || [ "$6" != UTCTIME ]; then
+	die "unexpected structure of $f"
+fi
+tbs_start=$(($1 + $2)) tbs_end=$(($1 + $2 + $3))
+nu_off=$4 nu_end=$(($4 + $5)) alg_off=$7 alg_len=$8
+{
+	printf '\060'
+	derlen $((tbs_end - tbs_start - (nu_end - nu_off)))
+	bytes "$f" "$tbs_start" $((nu_off - tbs_start))
+	bytes "$f" "$nu_end" $((tbs_end - nu_end))
+} > "$t.tbs"
+ossl dgst -sha256 -sign "$CA/inter.key" -out "$t.sig" "$t.tbs"
+siglen=$(fsize "$t.sig")
+bytes "$f" "$alg_off" "$alg_len" > "$t.alg"
+{ printf '\003'; derlen $((siglen + 1)); printf '\000'; cat "$t.sig"; } > "$t.bits"
+{
+	printf '\060'
+	derlen $(($(fsize "$t.tbs") + alg_len + $(fsize "$t.bits")))
+	cat "$t.tbs" "$t.alg" "$t.bits"
+} > "$f"
+rm -f "$t".* "$CONF/gencrl.pem"
+
+# inter-badsig.crl: inter.crl with the last byte (inside the signature) flipped
+n=$(fsize "$CRL/inter.crl")
+last=$(od -An -tu1 -j $((n - 1)) -N 1 "$CRL/inter.crl" | tr -d ' ')
+{ bytes "$CRL/inter.crl" 0 $((n - 1)); byte $((last ^ 1)); } > "$CRL/inter-badsig.crl"
+# truncated.crl: the first half of inter.crl
+bytes "$CRL/inter.crl" 0 $((n / 2)) > "$CRL/truncated.crl"
+# garbage.crl: 2000 fixed pseudo-random bytes (an AES-CTR keystream)
+dd if=/dev/zero bs=2000 count=1 2>/dev/null |
+	ossl enc -aes-128-ctr -nosalt -K 7069762d746573742d67617262616765 \
+		-iv 00000000000000000000000000000000 -out "$CRL/garbage.crl"
 
 # ---- self-checks: fail loudly if the PKI is not what the tests expect
 hexof() { od -An -tx1 -v "$1" | tr -s ' \n' '  '; }
@@ -221,6 +456,68 @@ if v=$(openssl verify -CAfile "$CA/root.crt" -untrusted "$CA/inter.crt" \
 	die "alice-expired unexpectedly verifies"
 fi
 case $v in *expired*) ;; *) die "alice-expired fails for the wrong reason: $v" ;; esac
+
+# CRLs: every one parses and prints (but garbage and truncated), is what its
+# name says, and openssl's own CRL checking agrees with the revocations.
+for f in "$CRL"/*.crl; do
+	case ${f##*/} in
+	garbage.crl|truncated.crl)
+		if openssl crl -inform DER -in "$f" -noout >/dev/null 2>&1; then
+			die "${f##*/} unexpectedly parses as a CRL"
+		fi ;;
+	*)
+		v=$(openssl crl -inform DER -in "$f" -noout -text 2>&1) ||
+			die "${f##*/} does not parse: $v" ;;
+	esac
+done
+for f in inter root; do
+	openssl crl -in "$CRL/$f.crl.pem" -outform DER | cmp -s - "$CRL/$f.crl" ||
+		die "$f.crl.pem is not $f.crl"
+done
+case $(openssl crl -inform DER -in "$CRL/inter-nonext.crl" -noout -nextupdate 2>&1) in
+"nextUpdate=NONE") ;;
+*) die "inter-nonext.crl has a nextUpdate" ;;
+esac
+v=$(openssl crl -inform DER -in "$CRL/inter-nonext.crl" -noout -CAfile "$CA/inter.crt" 2>&1) ||
+	die "inter-nonext.crl: bad signature: $v"
+# vfy CERT CA CRL...: openssl verify with CRL checks of the whole chain
+vfy() {
+	c=$1 i=$2
+	shift 2
+	for f in "$@"; do
+		set -- "$@" -CRLfile "$CRL/$f"
+		shift
+	done
+	openssl verify -crl_check_all -CAfile "$CA/root.crt" -untrusted "$CA/$i.crt" "$@" "$c" 2>&1
+}
+v=$(vfy "$OUT/alice-p256.crt" inter inter.crl root.crl) ||
+	die "alice-p256 does not verify with inter.crl and root.crl: $v"
+v=$(vfy "$OUT/alice-inter2.crt" inter2 inter2.crl root.crl) &&
+	die "alice-inter2 unexpectedly verifies with inter2.crl and root.crl"
+case $v in
+*"error 23 at 1 depth"*) ;;
+*) die "alice-inter2 fails for the wrong reason: $v" ;;
+esac
+v=$(vfy "$OUT/alice-revoked.crt" inter inter.crl root.crl) &&
+	die "alice-revoked unexpectedly verifies with inter.crl and root.crl"
+case $v in
+*"error 23 at 0 depth"*) ;;
+*) die "alice-revoked fails for the wrong reason: $v" ;;
+esac
+# wrong CRLs for a good card: what openssl says (X509_V_ERR_*)
+for x in inter-badsig.crl:8 inter-forged.crl:8 inter-expired.crl:12 inter-future.crl:11 \
+	inter-critical.crl:36 inter-by-other.crl:3 inter-delta.crl:3; do
+	v=$(vfy "$OUT/alice-p256.crt" inter "${x%:*}" root.crl) &&
+		die "alice-p256 unexpectedly verifies with ${x%:*}"
+	case $v in
+	*"error ${x#*:} at 0 depth"*) ;;
+	*) die "${x%:*}: alice-p256 fails for the wrong reason: $v" ;;
+	esac
+done
+for x in inter-empty.crl inter-nonext.crl; do
+	v=$(vfy "$OUT/alice-revoked.crt" inter "$x" root.crl) ||
+		die "alice-revoked does not verify with $x: $v"
+done
 
 # the database stays (for revocation/CRL tests); the per-serial copies go
 rm -rf "$LOG" "$DB/newcerts" "$DB"/*.old

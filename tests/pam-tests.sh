@@ -15,9 +15,25 @@ done
 
 PIV_FX="$top_builddir/tests/fx"
 PIV_WORK="$PIV_FX/work"
+PIV_WWW="$PIV_FX/www"
 rm -rf "$PIV_FX"
-mkdir -p "$PIV_WORK/svc"
+mkdir -p "$PIV_WORK/svc" "$PIV_WWW"
 chmod 700 "$PIV_FX"
+
+# The CRL distribution points in the test certificates name this server, on
+# 127.0.0.1 and a port the kernel picks; it ends with the tests (or by
+# itself after its lifetime).
+"$PIV_HTTPD" "$PIV_WWW" "$PIV_FX/httpd.port" --lifetime 900 &
+httpd_pid=$!
+trap 'kill "$httpd_pid" 2>/dev/null || true' EXIT INT TERM
+i=0
+while [ ! -s "$PIV_FX/httpd.port" ]; do
+	i=$((i + 1))
+	[ "$i" -lt 100 ] || { echo "pam-tests: the test HTTP server did not start" >&2; exit 1; }
+	sleep 0.05
+done
+PIV_CRL_BASE="http://127.0.0.1:$(cat "$PIV_FX/httpd.port")"
+export PIV_CRL_BASE
 sh "$top_srcdir/tests/mkfixtures.sh" "$PIV_FX"
 
 # pam_wrapper copies the service directory when the process starts, so
@@ -30,7 +46,7 @@ echo "auth required $PIV_MODULE $conf card_only" > "$PIV_WORK/svc/piv_cardonly"
 echo "auth required $PIV_MODULE $conf bogus_key=1" > "$PIV_WORK/svc/piv_badarg"
 echo "auth required $PIV_MODULE $conf map=name:{subject_dn_component.uid}" > "$PIV_WORK/svc/piv_argmap"
 
-export PIV_FX PIV_WORK
+export PIV_FX PIV_WORK PIV_WWW
 export PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$PIV_WORK/svc" PAM_WRAPPER_DEBUGLEVEL=2
 export NSS_WRAPPER_PASSWD="$PIV_FX/passwd" NSS_WRAPPER_GROUP="$PIV_FX/group"
 # Sanitizer builds: the preloaded wrappers come before libasan, and
