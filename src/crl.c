@@ -436,6 +436,9 @@ piv_crl_open_index(const char *idx_path, const char *crl_path, struct piv_crl_in
 	close(fd);
 	if (map == MAP_FAILED)
 		return -1;
+	/* A binary search touches a few pages; read-ahead would pull in
+	 * megabytes of a large index for nothing. */
+	(void)madvise(map, (size_t)st.st_size, MADV_RANDOM);
 	memcpy(&hdr, map, sizeof(hdr));
 	sha256(&hdr, offsetof(struct idx_header, header_hash), check);
 	/* Truncated, foreign, corrupt or stale: never trusted, rebuilt. */
