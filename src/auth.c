@@ -110,8 +110,8 @@ judge(struct auth_run *run, const struct piv_trust *trust,
 	v->status = piv_validate(run->conf, trust, c->cert.data, c->cert.len, c->extra, c->n_extra,
 	                         &v->leaf, &chain, v->why, sizeof(v->why));
 	if (v->status == PIV_OK)
-		v->status = piv_revocation_check(run->conf, chain, rev_log_cb, run, v->why,
-		                                 sizeof(v->why));
+		v->status = piv_revocation_check(run->conf, trust->store, chain, rev_log_cb, run,
+		                                 v->why, sizeof(v->why));
 	sk_X509_pop_free(chain, X509_free);
 	if (v->status != PIV_OK) {
 		X509_free(v->leaf);

@@ -33,6 +33,7 @@ enum key_kind {
 	K_ENV_LIST,
 	K_REVOCATION,
 	K_FAIL_POLICY,
+	K_URL,        /* http:// URL */
 	K_LATER,      /* a documented key whose feature this version lacks */
 };
 
@@ -45,7 +46,6 @@ struct key_def {
 };
 
 #define OFF(field) offsetof(struct piv_conf, field)
-#define OCSP_LATER "OCSP is not implemented in this version"
 #define LDAP_LATER "LDAP mapping is not implemented in this version"
 
 static const struct key_def key_defs[] = {
@@ -65,7 +65,7 @@ static const struct key_def key_defs[] = {
 	{ "crl_file", K_PATH, OFF(crl_file), 0, 0, NULL },
 	{ "crl_dir", K_PATH, OFF(crl_dir), 0, 0, NULL },
 	{ "crl_fetch", K_BOOL, OFF(crl_fetch), 0, 0, NULL },
-	{ "ocsp_url", K_LATER, 0, 0, 0, OCSP_LATER },
+	{ "ocsp_url", K_URL, OFF(ocsp_url), 0, 0, NULL },
 	{ "cache_dir", K_PATH, OFF(cache_dir), 0, 0, NULL },
 	{ "match", K_MATCH, 0, 0, 0, NULL },
 	{ "map", K_MAP, 0, 0, 0, NULL },
@@ -329,6 +329,11 @@ apply(struct loader *ld, const struct item *it)
 		if (it->value[0] != '/')
 			return fail(ld, it, "'%s' must be an absolute path", it->key);
 		break;
+	case K_URL:
+		if (strncmp(it->value, "http://", 7) != 0 || strlen(it->value) < 8 ||
+		    strpbrk(it->value, " \t\"<>\\") != NULL)
+			return fail(ld, it, "'%s' must be an http:// URL", it->key);
+		break;
 	case K_TOKEN_URI:
 	case K_CERT_URI:
 		if (check_uri(ld, it, def->kind == K_CERT_URI) != 0)
@@ -388,7 +393,7 @@ apply(struct loader *ld, const struct item *it)
 			if (strcmp(m, "crl") == 0)
 				method = PIV_REV_METHOD_CRL;
 			else if (strcmp(m, "ocsp") == 0)
-				return fail(ld, it, "'ocsp': %s; use 'revocation = crl'", OCSP_LATER);
+				method = PIV_REV_METHOD_OCSP;
 			else
 				return fail(ld, it, "'revocation' takes ocsp, crl, or none (alone)");
 			for (size_t i = 0; i < n; i++)
@@ -568,6 +573,10 @@ set_defaults(struct piv_conf *conf)
 	conf->net_timeout = 5;
 	conf->fail_delay = 2000;
 	conf->crl_fetch = true;
+	/* SPEC §2: OCSP first, then CRLs. */
+	conf->revocation[0] = PIV_REV_METHOD_OCSP;
+	conf->revocation[1] = PIV_REV_METHOD_CRL;
+	conf->n_revocation = 2;
 	if ((conf->pkcs11_module = strdup("p11-kit")) == NULL ||
 	    (conf->cert_uri = strdup(PIV_DEFAULT_CERT_URI)) == NULL ||
 	    (conf->helper = strdup(PIV_HELPER_PATH)) == NULL ||
@@ -586,9 +595,6 @@ finish(struct loader *ld, const char *name)
 	snprintf(where, sizeof(where), "%s", name ? name : "module arguments");
 	if (conf->ca_file == NULL && conf->ca_dir == NULL)
 		return fail(ld, NULL, "%s: no trust anchors: set ca_file or ca_dir", where);
-	if (!ld->revocation_set)
-		return fail(ld, NULL, "%s: 'revocation' is not set and its default 'ocsp,crl' is not "
-		            "available: %s; set 'revocation = crl' (or 'none')", where, OCSP_LATER);
 	if (conf->n_rules == 0) {
 		it.key = "map";
 		it.value = PIV_DEFAULT_MAP;
@@ -769,6 +775,7 @@ piv_conf_free(struct piv_conf *conf)
 	free(conf->crl_file);
 	free(conf->crl_dir);
 	free(conf->cache_dir);
+	free(conf->ocsp_url);
 	strlist_free(&conf->require_eku);
 	strlist_free(&conf->require_policy);
 	for (size_t i = 0; i < conf->n_rules; i++) {

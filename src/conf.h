@@ -49,6 +49,7 @@ struct piv_conf {
 	char *crl_dir;
 	bool crl_fetch;
 	char *cache_dir;
+	char *ocsp_url;          /* NULL: from the certificate's AIA */
 	struct piv_rule *rules;
 	size_t n_rules;
 	unsigned fail_delay;   /* milliseconds, pam_fail_delay on failure */

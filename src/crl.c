@@ -4,6 +4,7 @@
  * search it, so a million-entry CRL costs what an empty one does. */
 #include "config.h"
 #include "crl.h"
+#include "cache.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -53,19 +54,6 @@ struct idx_header {
 #define IDX_NAME_ONLY 2u  /* another issuer's CRL; issuer_name is the CRL's */
 #define IDX_REJECTED 4u   /* failed the checks against issuer_key's owner */
 
-static void set_why(char *why, size_t size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void
-set_why(char *why, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, size, fmt, ap);
-	va_end(ap);
-}
-
 static void log_to(piv_rev_log_fn log, void *ud, int prio, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
@@ -110,14 +98,6 @@ record_cmp(const void *a, const void *b)
 	return memcmp(a, b, PIV_CRL_RECORD);
 }
 
-static void
-sha256(const void *data, size_t len, uint8_t out[32])
-{
-	unsigned int n = 32;
-
-	EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
-}
-
 /* What identifies one version of a file without reading it: a new CRL
  * written in place of the old changes size, mtime or inode. */
 static int
@@ -135,7 +115,7 @@ file_identity(const char *path, uint8_t out[32])
 	             (intmax_t)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return -1;
-	sha256(buf, (size_t)n, out);
+	piv_sha256(buf, (size_t)n, out);
 	return 0;
 }
 
@@ -147,7 +127,7 @@ name_hash(const X509_NAME *name, uint8_t out[32])
 
 	if (len <= 0)
 		return -1;
-	sha256(der, (size_t)len, out);
+	piv_sha256(der, (size_t)len, out);
 	OPENSSL_free(der);
 	return 0;
 }
@@ -160,7 +140,7 @@ key_hash(X509 *cert, uint8_t out[32])
 
 	if (len <= 0)
 		return -1;
-	sha256(der, (size_t)len, out);
+	piv_sha256(der, (size_t)len, out);
 	OPENSSL_free(der);
 	return 0;
 }
@@ -189,14 +169,14 @@ read_crl(const char *path, char *why, size_t why_size)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
 	    st.st_size > MAX_CRL_SIZE) {
-		set_why(why, why_size, "cannot read %s", path);
+		piv_fmt(why, why_size, "cannot read %s", path);
 		if (fd >= 0)
 			close(fd);
 		return NULL;
 	}
 	if (read(fd, &first, 1) != 1 || lseek(fd, 0, SEEK_SET) != 0) {
 		close(fd);
-		set_why(why, why_size, "cannot read %s", path);
+		piv_fmt(why, why_size, "cannot read %s", path);
 		return NULL;
 	}
 	bio = BIO_new_fd(fd, BIO_CLOSE);
@@ -209,7 +189,7 @@ read_crl(const char *path, char *why, size_t why_size)
 	BIO_free(bio);
 	ERR_clear_error();
 	if (crl == NULL)
-		set_why(why, why_size, "%s is not a CRL", path);
+		piv_fmt(why, why_size, "%s is not a CRL", path);
 	return crl;
 }
 
@@ -224,26 +204,26 @@ check_crl(X509_CRL *crl, X509 *issuer, uint32_t *scope, char *why, size_t why_si
 
 	*scope = 0;
 	if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(issuer)) != 0) {
-		set_why(why, why_size, "CRL issued by another CA");
+		piv_fmt(why, why_size, "CRL issued by another CA");
 		return -1;
 	}
 	ku = X509_get_key_usage(issuer);
 	if ((X509_get_extension_flags(issuer) & EXFLAG_KUSAGE) && !(ku & KU_CRL_SIGN)) {
-		set_why(why, why_size, "the issuer may not sign CRLs (no cRLSign key usage)");
+		piv_fmt(why, why_size, "the issuer may not sign CRLs (no cRLSign key usage)");
 		return -1;
 	}
 	if (X509_CRL_verify(crl, X509_get0_pubkey(issuer)) != 1) {
-		set_why(why, why_size, "CRL signature does not verify with the issuer's key");
+		piv_fmt(why, why_size, "CRL signature does not verify with the issuer's key");
 		goto out;
 	}
 	if (X509_CRL_get0_nextUpdate(crl) == NULL) {
-		set_why(why, why_size, "CRL has no nextUpdate");
+		piv_fmt(why, why_size, "CRL has no nextUpdate");
 		goto out;
 	}
 	/* A delta CRL only makes sense with its base: never mistake one for
 	 * a complete list. */
 	if (X509_CRL_get_ext_by_NID(crl, NID_delta_crl, -1) >= 0) {
-		set_why(why, why_size, "delta CRLs are not supported");
+		piv_fmt(why, why_size, "delta CRLs are not supported");
 		goto out;
 	}
 	for (int i = 0; i < X509_CRL_get_ext_count(crl); i++) {
@@ -251,18 +231,18 @@ check_crl(X509_CRL *crl, X509 *issuer, uint32_t *scope, char *why, size_t why_si
 		int nid = OBJ_obj2nid(X509_EXTENSION_get_object(ext));
 		if (X509_EXTENSION_get_critical(ext) && nid != NID_issuing_distribution_point &&
 		    nid != NID_crl_number && nid != NID_authority_key_identifier) {
-			set_why(why, why_size, "CRL has an unknown critical extension");
+			piv_fmt(why, why_size, "CRL has an unknown critical extension");
 			goto out;
 		}
 	}
 	idp = X509_CRL_get_ext_d2i(crl, NID_issuing_distribution_point, &crit, NULL);
 	if (idp == NULL && crit != -1) {
-		set_why(why, why_size, "malformed issuingDistributionPoint");
+		piv_fmt(why, why_size, "malformed issuingDistributionPoint");
 		goto out;
 	}
 	if (idp != NULL) {
 		if (idp->indirectCRL || idp->onlysomereasons != NULL || idp->onlyattr) {
-			set_why(why, why_size, "indirect or partial CRLs are not supported");
+			piv_fmt(why, why_size, "indirect or partial CRLs are not supported");
 			goto out;
 		}
 		if (idp->onlyuser)
@@ -278,60 +258,16 @@ out:
 }
 
 static int
-write_all(int fd, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Write data to path atomically: a temporary file in the same directory,
- * fsync, rename. Concurrent writers each rename a complete file. */
-static int
-write_atomically(const char *path, const void *head, size_t head_len, const void *body,
-                 size_t body_len)
-{
-	char tmp[4200];
-	int fd;
-
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp))
-		return -1;
-	fd = mkstemp(tmp);
-	if (fd < 0)
-		return -1;
-	if (fchmod(fd, 0600) != 0 || write_all(fd, head, head_len) != 0 ||
-	    (body_len > 0 && write_all(fd, body, body_len) != 0) || fsync(fd) != 0) {
-		close(fd);
-		unlink(tmp);
-		return -1;
-	}
-	if (close(fd) != 0 || rename(tmp, path) != 0) {
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
-}
-
-static int
 write_index(const char *idx_path, struct idx_header *hdr, const uint8_t *records,
             char *why, size_t why_size)
 {
 	memcpy(hdr->magic, IDX_MAGIC, 8);
 	hdr->version = IDX_VERSION;
 	hdr->record_size = PIV_CRL_RECORD;
-	sha256(hdr, offsetof(struct idx_header, header_hash), hdr->header_hash);
-	if (write_atomically(idx_path, hdr, sizeof(*hdr), records,
+	piv_sha256(hdr, offsetof(struct idx_header, header_hash), hdr->header_hash);
+	if (piv_write_atomically(idx_path, hdr, sizeof(*hdr), records,
 	                     (size_t)hdr->count * PIV_CRL_RECORD) != 0) {
-		set_why(why, why_size, "cannot write the CRL index %s: %s", idx_path, strerror(errno));
+		piv_fmt(why, why_size, "cannot write the CRL index %s: %s", idx_path, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -353,7 +289,7 @@ piv_crl_build_index(const char *crl_path, X509 *issuer, const char *idx_path, ch
 	/* The identity is taken before reading, so a CRL replaced while we
 	 * read it gives an index that no longer matches (and is rebuilt). */
 	if (file_identity(crl_path, hdr.source_id) != 0) {
-		set_why(why, why_size, "cannot read %s", crl_path);
+		piv_fmt(why, why_size, "cannot read %s", crl_path);
 		return -1;
 	}
 	crl = read_crl(crl_path, hdr.reason, sizeof(hdr.reason));
@@ -364,7 +300,7 @@ piv_crl_build_index(const char *crl_path, X509 *issuer, const char *idx_path, ch
 	}
 	if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(issuer)) != 0) {
 		hdr.flags = IDX_NAME_ONLY;
-		set_why(hdr.reason, sizeof(hdr.reason), "CRL of another issuer");
+		piv_fmt(hdr.reason, sizeof(hdr.reason), "CRL of another issuer");
 		if (name_hash(X509_CRL_get_issuer(crl), hdr.issuer_name) == 0)
 			ret = write_index(idx_path, &hdr, NULL, why, why_size);
 		goto out;
@@ -387,13 +323,13 @@ piv_crl_build_index(const char *crl_path, X509 *issuer, const char *idx_path, ch
 		for (int e = 0; e < sk_X509_EXTENSION_num(exts); e++) {
 			/* certificateIssuer and friends: an indirect CRL in disguise */
 			if (X509_EXTENSION_get_critical(sk_X509_EXTENSION_value(exts, e))) {
-				set_why(hdr.reason, sizeof(hdr.reason), "CRL entry with a critical extension");
+				piv_fmt(hdr.reason, sizeof(hdr.reason), "CRL entry with a critical extension");
 				goto rejected;
 			}
 		}
 		if (piv_crl_serial_record(X509_REVOKED_get0_serialNumber(r),
 		                          records + i * PIV_CRL_RECORD) != 0) {
-			set_why(hdr.reason, sizeof(hdr.reason), "CRL entry with an oversized serial");
+			piv_fmt(hdr.reason, sizeof(hdr.reason), "CRL entry with an oversized serial");
 			goto rejected;
 		}
 	}
@@ -440,7 +376,7 @@ piv_crl_open_index(const char *idx_path, const char *crl_path, struct piv_crl_in
 	 * megabytes of a large index for nothing. */
 	(void)madvise(map, (size_t)st.st_size, MADV_RANDOM);
 	memcpy(&hdr, map, sizeof(hdr));
-	sha256(&hdr, offsetof(struct idx_header, header_hash), check);
+	piv_sha256(&hdr, offsetof(struct idx_header, header_hash), check);
 	/* Truncated, foreign, corrupt or stale: never trusted, rebuilt. */
 	if (memcmp(hdr.magic, IDX_MAGIC, 8) != 0 || hdr.version != IDX_VERSION ||
 	    hdr.record_size != PIV_CRL_RECORD || memcmp(check, hdr.header_hash, 32) != 0 ||
@@ -491,41 +427,6 @@ piv_crl_index_has(const struct piv_crl_index *idx, const uint8_t rec[PIV_CRL_REC
 	return false;
 }
 
-int
-piv_cache_dir_check(const char *dir, char *why, size_t why_size)
-{
-	struct stat st;
-
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		set_why(why, why_size, "cache_dir %s: %s", dir, strerror(errno));
-		return -1;
-	}
-	if (lstat(dir, &st) != 0) {
-		set_why(why, why_size, "cache_dir %s: %s", dir, strerror(errno));
-		return -1;
-	}
-	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) {
-		set_why(why, why_size, "cache_dir %s: must be a directory owned by uid %u and not "
-		        "writable by group or others", dir, (unsigned)geteuid());
-		return -1;
-	}
-	return 0;
-}
-
-/* cache_dir/PREFIX-<sha256(text)>SUFFIX */
-static int
-cache_path(const struct piv_conf *conf, const char *prefix, const char *text, const char *suffix,
-           char *out, size_t out_size)
-{
-	uint8_t h[32];
-	char hex[65];
-
-	sha256(text, strlen(text), h);
-	piv_hex(h, sizeof(h), 0, hex, sizeof(hex));
-	return (size_t)snprintf(out, out_size, "%s/%s-%s%s", conf->cache_dir, prefix, hex, suffix)
-	       < out_size ? 0 : -1;
-}
-
 /* The answer of one CRL file for cert. */
 struct crl_result {
 	bool usable;        /* verified, current, in scope */
@@ -544,11 +445,11 @@ consult(const struct piv_conf *conf, const char *crl_path, X509 *cert, X509 *iss
 
 	memset(res, 0, sizeof(*res));
 	memset(&idx, 0, sizeof(idx));
-	if (cache_path(conf, "crlidx", crl_path, ".idx", idx_path, sizeof(idx_path)) != 0 ||
+	if (piv_cache_path(conf->cache_dir, "crlidx", crl_path, ".idx", idx_path, sizeof(idx_path)) != 0 ||
 	    name_hash(X509_get_subject_name(issuer), want_name) != 0 ||
 	    key_hash(issuer, want_key) != 0 ||
 	    piv_crl_serial_record(X509_get0_serialNumber(cert), rec) != 0) {
-		set_why(res->why, sizeof(res->why), "internal error");
+		piv_fmt(res->why, sizeof(res->why), "internal error");
 		return;
 	}
 	for (int attempt = 0; attempt < 2; attempt++) {
@@ -568,31 +469,31 @@ consult(const struct piv_conf *conf, const char *crl_path, X509 *cert, X509 *iss
 			break;
 		log_to(log, ud, LOG_DEBUG, "CRL %s: verifying and indexing", crl_path);
 		if (piv_crl_build_index(crl_path, issuer, idx_path, why, sizeof(why)) != 0) {
-			set_why(res->why, sizeof(res->why), "%s", why);
+			piv_fmt(res->why, sizeof(res->why), "%s", why);
 			return;
 		}
 	}
 	if (idx.map == NULL) {
-		set_why(res->why, sizeof(res->why), "CRL index unusable");
+		piv_fmt(res->why, sizeof(res->why), "CRL index unusable");
 		return;
 	}
 	if (idx.flags & (IDX_UNREADABLE | IDX_REJECTED)) {
-		set_why(res->why, sizeof(res->why), "%s", idx.reason);
+		piv_fmt(res->why, sizeof(res->why), "%s", idx.reason);
 	} else if (memcmp(idx.issuer_name, want_name, 32) != 0) {
-		set_why(res->why, sizeof(res->why), "CRL of another issuer");
+		piv_fmt(res->why, sizeof(res->why), "CRL of another issuer");
 	} else if ((idx.scope & PIV_CRL_SCOPE_ONLY_USER) && is_ca) {
-		set_why(res->why, sizeof(res->why), "CRL covers only end-entity certificates");
+		piv_fmt(res->why, sizeof(res->why), "CRL covers only end-entity certificates");
 	} else if ((idx.scope & PIV_CRL_SCOPE_ONLY_CA) && !is_ca) {
-		set_why(res->why, sizeof(res->why), "CRL covers only CA certificates");
+		piv_fmt(res->why, sizeof(res->why), "CRL covers only CA certificates");
 	} else if (idx.this_update > (int64_t)now + CLOCK_SKEW) {
-		set_why(res->why, sizeof(res->why), "CRL is not yet valid (thisUpdate in the future)");
+		piv_fmt(res->why, sizeof(res->why), "CRL is not yet valid (thisUpdate in the future)");
 	} else if (idx.next_update <= (int64_t)now) {
 		res->expired = true;
-		set_why(res->why, sizeof(res->why), "CRL has expired (nextUpdate passed)");
+		piv_fmt(res->why, sizeof(res->why), "CRL has expired (nextUpdate passed)");
 	} else {
 		res->usable = true;
 		res->revoked = piv_crl_index_has(&idx, rec);
-		set_why(res->why, sizeof(res->why), "%s (CRL with %ju entries)",
+		piv_fmt(res->why, sizeof(res->why), "%s (CRL with %ju entries)",
 		        res->revoked ? "revoked" : "not revoked", (uintmax_t)idx.count);
 	}
 	piv_crl_close_index(&idx);
@@ -646,16 +547,16 @@ fetch(const struct piv_conf *conf, const char *url, const char *path, char *why,
 	                     (size_t)MAX_CRL_SIZE, (int)conf->net_timeout);
 	if (resp == NULL) {
 		unsigned long e = ERR_peek_last_error();
-		set_why(why, why_size, "fetching %s failed: %s", url,
+		piv_fmt(why, why_size, "fetching %s failed: %s", url,
 		        e ? ERR_reason_error_string(e) : "no answer");
 		ERR_clear_error();
 		return -1;
 	}
 	len = BIO_get_mem_data(resp, &data);
 	if (len <= 0 || data == NULL) {
-		set_why(why, why_size, "fetching %s gave nothing", url);
-	} else if (write_atomically(path, data, (size_t)len, NULL, 0) != 0) {
-		set_why(why, why_size, "cannot store %s: %s", path, strerror(errno));
+		piv_fmt(why, why_size, "fetching %s gave nothing", url);
+	} else if (piv_write_atomically(path, data, (size_t)len, NULL, 0) != 0) {
+		piv_fmt(why, why_size, "cannot store %s: %s", path, strerror(errno));
 	} else {
 		ret = 0;
 	}
@@ -677,7 +578,7 @@ piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, time_t now,
 	struct crl_result res;
 	bool is_ca = X509_check_ca(cert) != 0;
 
-	set_why(reason, reason_size, "no CRL for the issuer");
+	piv_fmt(reason, reason_size, "no CRL for the issuer");
 	if (files == NULL)
 		return PIV_REV_UNKNOWN;
 	if (conf->crl_file != NULL)
@@ -704,7 +605,7 @@ piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, time_t now,
 		char cached[4200];
 		const char *path = files[i];
 		if (i >= n_files) {
-			if (cache_path(conf, "crl", urls[i - n_files], ".crl", cached, sizeof(cached)) != 0)
+			if (piv_cache_path(conf->cache_dir, "crl", urls[i - n_files], ".crl", cached, sizeof(cached)) != 0)
 				continue;
 			if (access(cached, F_OK) != 0)
 				continue;
@@ -713,7 +614,7 @@ piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, time_t now,
 		consult(conf, path, cert, issuer, now, is_ca, log, ud, &res);
 		log_to(log, ud, LOG_DEBUG, "CRL %s: %s", path, res.why);
 		if (res.usable && res.revoked) {
-			set_why(reason, reason_size, "%s: %s", path, res.why);
+			piv_fmt(reason, reason_size, "%s: %s", path, res.why);
 			answer = PIV_REV_REVOKED;
 			goto out;
 		}
@@ -722,7 +623,7 @@ piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, time_t now,
 		else if (i >= n_files)
 			stale_fetched = true;
 		if (res.usable || !usable)
-			set_why(reason, reason_size, "%s: %s", path, res.why);
+			piv_fmt(reason, reason_size, "%s: %s", path, res.why);
 	}
 	if (usable) {
 		answer = PIV_REV_GOOD;
@@ -732,18 +633,18 @@ piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, time_t now,
 	/* Nothing current: fetch from the distribution points. */
 	for (size_t u = 0; u < n_urls; u++) {
 		char cached[4200], why[300];
-		if (cache_path(conf, "crl", urls[u], ".crl", cached, sizeof(cached)) != 0)
+		if (piv_cache_path(conf->cache_dir, "crl", urls[u], ".crl", cached, sizeof(cached)) != 0)
 			continue;
 		log_to(log, ud, LOG_DEBUG, "fetching CRL %s%s", urls[u],
 		       stale_fetched ? " (cached copy is not current)" : "");
 		if (fetch(conf, urls[u], cached, why, sizeof(why)) != 0) {
 			log_to(log, ud, LOG_WARNING, "%s", why);
-			set_why(reason, reason_size, "%s", why);
+			piv_fmt(reason, reason_size, "%s", why);
 			continue;
 		}
 		consult(conf, cached, cert, issuer, now, is_ca, log, ud, &res);
 		log_to(log, ud, LOG_DEBUG, "CRL from %s: %s", urls[u], res.why);
-		set_why(reason, reason_size, "%s: %s", urls[u], res.why);
+		piv_fmt(reason, reason_size, "%s: %s", urls[u], res.why);
 		if (res.usable) {
 			answer = res.revoked ? PIV_REV_REVOKED : PIV_REV_GOOD;
 			goto out;

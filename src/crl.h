@@ -21,11 +21,6 @@
 
 int piv_crl_serial_record(const ASN1_INTEGER *serial, uint8_t rec[PIV_CRL_RECORD]);
 
-/* Make sure cache_dir exists (created 0700) and is safe: a directory (not
- * a symlink) owned by the effective user, not writable by group or
- * others. 0, or -1 with why. */
-int piv_cache_dir_check(const char *dir, char *why, size_t why_size);
-
 /* The CRL answer for cert, whose issuer is issuer (both from a validated
  * chain). reason gets a log-safe explanation. */
 enum piv_rev_answer piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 *issuer,

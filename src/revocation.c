@@ -1,7 +1,6 @@
-/* Revocation policy (see revocation.h). Methods answer good, revoked or
- * unknown for one certificate; this file walks the chain, applies the
- * order of the `revocation` list and the `revocation_fail` policy. OCSP
- * plugs in as a further method. */
+/* Revocation policy (see revocation.h). Methods (ocsp.c, crl.c) answer
+ * good, revoked or unknown for one certificate; this file walks the chain,
+ * applies the order of the `revocation` list and `revocation_fail`. */
 #include "config.h"
 #include "revocation.h"
 
@@ -11,7 +10,9 @@
 #include <syslog.h>
 #include <time.h>
 
+#include "cache.h"
 #include "crl.h"
+#include "ocsp.h"
 #include "util.h"
 
 static const char *
@@ -21,17 +22,14 @@ method_name(enum piv_rev_method m)
 }
 
 static enum piv_rev_answer
-ask(const struct piv_conf *conf, enum piv_rev_method m, X509 *cert, X509 *issuer, time_t now,
-    piv_rev_log_fn log, void *ud, char *reason, size_t reason_size)
+ask(const struct piv_conf *conf, enum piv_rev_method m, X509_STORE *store, STACK_OF(X509) *chain,
+    X509 *cert, X509 *issuer, time_t now, piv_rev_log_fn log, void *ud, char *reason,
+    size_t reason_size)
 {
-	switch (m) {
-	case PIV_REV_METHOD_CRL:
-		return piv_crl_check(conf, cert, issuer, now, log, ud, reason, reason_size);
-	case PIV_REV_METHOD_OCSP:
-	default:
-		snprintf(reason, reason_size, "OCSP is not available");
-		return PIV_REV_UNKNOWN;
-	}
+	if (m == PIV_REV_METHOD_OCSP)
+		return piv_ocsp_check(conf, cert, issuer, chain, store, now, log, ud, reason,
+		                      reason_size);
+	return piv_crl_check(conf, cert, issuer, now, log, ud, reason, reason_size);
 }
 
 static void
@@ -44,8 +42,8 @@ subject_of(X509 *cert, char *out, size_t out_size)
 }
 
 enum piv_status
-piv_revocation_check(const struct piv_conf *conf, STACK_OF(X509) *chain, piv_rev_log_fn log,
-                     void *ud, char *why, size_t why_size)
+piv_revocation_check(const struct piv_conf *conf, X509_STORE *store, STACK_OF(X509) *chain,
+                     piv_rev_log_fn log, void *ud, char *why, size_t why_size)
 {
 	time_t now = time(NULL);
 	int n = sk_X509_num(chain);
@@ -69,8 +67,8 @@ piv_revocation_check(const struct piv_conf *conf, STACK_OF(X509) *chain, piv_rev
 
 		subject_of(cert, subject, sizeof(subject));
 		for (size_t m = 0; m < conf->n_revocation && answer == PIV_REV_UNKNOWN; m++) {
-			answer = ask(conf, conf->revocation[m], cert, issuer, now, log, ud, reason,
-			             sizeof(reason));
+			answer = ask(conf, conf->revocation[m], store, chain, cert, issuer, now, log, ud,
+			             reason, sizeof(reason));
 			if (log != NULL) {
 				char line[900];
 				snprintf(line, sizeof(line), "revocation %s for %s: %s: %s",

@@ -21,9 +21,11 @@ enum piv_rev_answer {
 typedef void (*piv_rev_log_fn)(void *ud, int prio, const char *text);
 
 /* chain: leaf first, anchor last (as X509_STORE_CTX_get1_chain returns
- * it). PIV_OK, PIV_E_CERT_REVOKED, PIV_E_REVOCATION_UNKNOWN or
- * PIV_E_CONFIG (unusable cache_dir); why gets a log-safe reason. */
-enum piv_status piv_revocation_check(const struct piv_conf *conf, STACK_OF(X509) *chain,
-                                     piv_rev_log_fn log, void *ud, char *why, size_t why_size);
+ * it); store: the trust anchors (an OCSP responder's chain ends there).
+ * PIV_OK, PIV_E_CERT_REVOKED, PIV_E_REVOCATION_UNKNOWN or PIV_E_CONFIG
+ * (unusable cache_dir); why gets a log-safe reason. */
+enum piv_status piv_revocation_check(const struct piv_conf *conf, X509_STORE *store,
+                                     STACK_OF(X509) *chain, piv_rev_log_fn log, void *ud,
+                                     char *why, size_t why_size);
 
 #endif

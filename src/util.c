@@ -4,6 +4,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,18 @@ piv_hex(const uint8_t *in, size_t len, char sep, char *out, size_t out_size)
 	}
 	out[o] = '\0';
 	return out;
+}
+
+void
+piv_fmt(char *out, size_t out_size, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (out == NULL || out_size == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(out, out_size, fmt, ap);
+	va_end(ap);
 }
 
 int64_t

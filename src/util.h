@@ -27,6 +27,10 @@ char *piv_escape_str(const char *in, char *out, size_t out_size);
 /* Uppercase hex with a separator (0 for none). out_size >= 3 * len. */
 char *piv_hex(const uint8_t *in, size_t len, char sep, char *out, size_t out_size);
 
+/* snprintf that may truncate, with the format checked by the compiler. */
+void piv_fmt(char *out, size_t out_size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* Milliseconds on the monotonic clock. */
 int64_t piv_now_ms(void);
 

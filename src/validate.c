@@ -26,19 +26,6 @@ static const char *const card_auth_policies[] = {
 	"2.16.840.1.101.3.2.1.3.46",
 };
 
-static void set_why(char *why, size_t size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void
-set_why(char *why, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, size, fmt, ap);
-	va_end(ap);
-}
-
 static int
 load_pem_certs(const char *path, STACK_OF(X509) *into)
 {
@@ -77,25 +64,25 @@ piv_trust_load(const struct piv_conf *conf, struct piv_trust *trust, char *why, 
 	if (trust->store == NULL || trust->intermediates == NULL)
 		goto oom;
 	if (conf->ca_file != NULL && X509_STORE_load_file(trust->store, conf->ca_file) != 1) {
-		set_why(why, why_size, "ca_file %s: cannot load trust anchors", conf->ca_file);
+		piv_fmt(why, why_size, "ca_file %s: cannot load trust anchors", conf->ca_file);
 		goto config;
 	}
 	if (conf->ca_dir != NULL && (stat(conf->ca_dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
 	                             X509_STORE_load_path(trust->store, conf->ca_dir) != 1)) {
-		set_why(why, why_size, "ca_dir %s: cannot use as a hashed certificate directory",
+		piv_fmt(why, why_size, "ca_dir %s: cannot use as a hashed certificate directory",
 		        conf->ca_dir);
 		goto config;
 	}
 	if (conf->intermediates != NULL &&
 	    load_pem_certs(conf->intermediates, trust->intermediates) != 0) {
-		set_why(why, why_size, "intermediates %s: cannot read PEM certificates",
+		piv_fmt(why, why_size, "intermediates %s: cannot read PEM certificates",
 		        conf->intermediates);
 		goto config;
 	}
 	ERR_clear_error();
 	return PIV_OK;
 oom:
-	set_why(why, why_size, "out of memory");
+	piv_fmt(why, why_size, "out of memory");
 	piv_trust_free(trust);
 	return PIV_E_INTERNAL;
 config:
@@ -170,18 +157,18 @@ check_leaf(const struct piv_conf *conf, X509 *leaf, char *why, size_t why_size)
 	 * as expiry are reported before any of these.) */
 	eku = X509_get_ext_d2i(leaf, NID_ext_key_usage, &crit, NULL);
 	if (eku == NULL && crit != -1) {
-		set_why(why, why_size, "malformed extended key usage");
+		piv_fmt(why, why_size, "malformed extended key usage");
 		st = PIV_E_CERT_INVALID;
 		goto out;
 	}
 	if (eku_has(eku, card_auth_eku)) {
-		set_why(why, why_size, "certificate asserts the PIV Card Authentication EKU");
+		piv_fmt(why, why_size, "certificate asserts the PIV Card Authentication EKU");
 		st = PIV_E_CERT_CARD_AUTH;
 		goto out;
 	}
 	pols = X509_get_ext_d2i(leaf, NID_certificate_policies, &crit, NULL);
 	if (pols == NULL && crit != -1) {
-		set_why(why, why_size, "malformed certificate policies");
+		piv_fmt(why, why_size, "malformed certificate policies");
 		st = PIV_E_CERT_INVALID;
 		goto out;
 	}
@@ -189,7 +176,7 @@ check_leaf(const struct piv_conf *conf, X509 *leaf, char *why, size_t why_size)
 		const POLICYINFO *pi = sk_POLICYINFO_value(pols, i);
 		for (size_t j = 0; j < sizeof(card_auth_policies) / sizeof(card_auth_policies[0]); j++) {
 			if (has_oid(pi->policyid, card_auth_policies[j])) {
-				set_why(why, why_size, "certificate asserts the card authentication policy %s",
+				piv_fmt(why, why_size, "certificate asserts the card authentication policy %s",
 				        card_auth_policies[j]);
 				st = PIV_E_CERT_CARD_AUTH;
 				goto out;
@@ -198,7 +185,7 @@ check_leaf(const struct piv_conf *conf, X509 *leaf, char *why, size_t why_size)
 	}
 	if (!(X509_get_extension_flags(leaf) & EXFLAG_KUSAGE) ||
 	    !(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE)) {
-		set_why(why, why_size, "key usage does not include digitalSignature");
+		piv_fmt(why, why_size, "key usage does not include digitalSignature");
 		st = PIV_E_CERT_KEY_USAGE;
 		goto out;
 	}
@@ -207,13 +194,13 @@ check_leaf(const struct piv_conf *conf, X509 *leaf, char *why, size_t why_size)
 		for (size_t i = 0; i < conf->require_eku.n && !any; i++)
 			any = eku_has(eku, conf->require_eku.v[i]);
 		if (!any) {
-			set_why(why, why_size, "none of the required extended key usages (require_eku)");
+			piv_fmt(why, why_size, "none of the required extended key usages (require_eku)");
 			st = PIV_E_CERT_EKU;
 			goto out;
 		}
 	}
 	if (piv_cert_key_kind(leaf, &is_ec, &hash, &field_len, &bits) != 0) {
-		set_why(why, why_size, "key is not RSA 2048-4096 or ECDSA P-256/P-384");
+		piv_fmt(why, why_size, "key is not RSA 2048-4096 or ECDSA P-256/P-384");
 		st = PIV_E_CERT_KEY_TYPE;
 		goto out;
 	}
@@ -262,10 +249,10 @@ piv_validate(const struct piv_conf *conf, const struct piv_trust *trust,
 	*leaf_out = NULL;
 	if (chain_out != NULL)
 		*chain_out = NULL;
-	set_why(why, why_size, "internal error");
+	piv_fmt(why, why_size, "internal error");
 	leaf = piv_cert_from_der(cert_der, cert_len);
 	if (leaf == NULL) {
-		set_why(why, why_size, "certificate on the card is not valid DER X.509");
+		piv_fmt(why, why_size, "certificate on the card is not valid DER X.509");
 		return PIV_E_CERT_INVALID;
 	}
 	untrusted = sk_X509_dup(trust->intermediates);
@@ -306,7 +293,7 @@ piv_validate(const struct piv_conf *conf, const struct piv_trust *trust,
 		char detail[200];
 		snprintf(detail, sizeof(detail), "%s (at chain depth %d)",
 		         X509_verify_cert_error_string(err), depth);
-		set_why(why, why_size, "chain validation failed: %s", detail);
+		piv_fmt(why, why_size, "chain validation failed: %s", detail);
 		st = status_of_verify_error(err);
 		goto out;
 	}
@@ -316,7 +303,7 @@ piv_validate(const struct piv_conf *conf, const struct piv_trust *trust,
 	if (st == PIV_OK) {
 		*leaf_out = leaf;
 		leaf = NULL;
-		set_why(why, why_size, "valid");
+		piv_fmt(why, why_size, "valid");
 	}
 out:
 	ERR_clear_error();

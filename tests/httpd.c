@@ -821,6 +821,29 @@ parse_lifetime(const char *s)
 	return v;
 }
 
+/* Before the listener is considered, so slots freed here are offered to the
+ * backlog in the same round rather than after an unrelated wake-up. */
+static void
+expire(long long now)
+{
+	for (size_t i = 0; i < MAX_CONNS; i++) {
+		struct conn *c = &conns[i];
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+		if (c->state == C_FREE || c->deadline == 0 || now < c->deadline)
+			continue;
+		if (c->state == C_READ)
+			fprintf(stderr, "httpd: read timeout\n");
+		/* Reset: a plain close would leave the kernel trickling our
+		 * queued megabytes to a client that stopped reading. */
+		if (c->state == C_WRITE) {
+			fprintf(stderr, "httpd: send stalled\n");
+			setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+		}
+		conn_close(c);
+	}
+}
+
 static void
 run(int lfd, long long end)
 {
@@ -842,6 +865,7 @@ run(int lfd, long long end)
 			fprintf(stderr, "httpd: lifetime over, exiting\n");
 			return;
 		}
+		expire(now);
 		if (free_slot() != NULL) {
 			fds[nfds].fd = lfd;
 			fds[nfds].events = POLLIN;
@@ -854,14 +878,6 @@ run(int lfd, long long end)
 
 			if (c->state == C_FREE)
 				continue;
-			if (c->deadline != 0 && now >= c->deadline) {
-				if (c->state == C_READ)
-					fprintf(stderr, "httpd: read timeout\n");
-				else if (c->state == C_WRITE)
-					fprintf(stderr, "httpd: send stalled\n");
-				conn_close(c);
-				continue;
-			}
 			if (c->deadline != 0 && c->deadline < wake)
 				wake = c->deadline;
 			if (c->state == C_WRITE) {

@@ -7,7 +7,7 @@ set -eu
 PACKAGES="build-essential autoconf automake libtool pkg-config openssl
 libssl-dev libp11-kit-dev p11-kit libpam0g-dev libsss-certmap-dev libtalloc-dev
 libcmocka-dev libpamtest0-dev libpam-wrapper libnss-wrapper
-softhsm2 opensc pamtester"
+softhsm2 opensc pamtester faketime iproute2 util-linux"
 
 missing=""
 for p in $PACKAGES; do

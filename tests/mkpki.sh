@@ -174,7 +174,7 @@ bg_genkey "$OUT/alice-rsa4096" rsa4096
 bg_genkey "$OUT/alice-p384" p384
 for n in alice-p256 bob-p256 carol-p256 alice-expired alice-notyet \
 	alice-untrusted alice-wrongeku alice-cardauth alice-cardauth-policy \
-	alice-nodigsig twouid hostile alice-revoked alice-inter2; do
+	alice-nodigsig twouid hostile alice-revoked alice-inter2 ocsp-signer; do
 	bg_genkey "$OUT/$n" p256
 done
 
@@ -286,6 +286,9 @@ SUBJ="/C=US/O=PIV Test/OU=People/UID=alice/CN=$HOSTILE_CN" \
 	leaf hostile alice "unused"
 leaf alice-revoked alice "Alice Example"
 ISSUER=inter2 leaf alice-inter2 alice "Alice Example"
+# the issuing CA's delegated OCSP responder (id-kp-OCSPSigning)
+EKU=OCSPSigning SAN="DNS:ocsp.example.test" SUBJ="/C=US/O=PIV Test/CN=PIV Test OCSP Responder" \
+	leaf ocsp-signer ocsp "unused"
 
 # ---- revocation: alice-revoked (by inter) and inter2 (by root)
 # openssl ca -revoke marks them in the shared database; their revocation date

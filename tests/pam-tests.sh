@@ -9,6 +9,12 @@ if [ "$(id -u)" != 0 ]; then
 	echo "pam-tests: must run as root (pam_piv only trusts root-owned configuration)" >&2
 	exit 77
 fi
+# OpenSSL 3.0's OCSP responder binds every interface, so the whole suite
+# runs in a private network namespace that has only a loopback interface:
+# the servers are reachable from the tests and from nothing else.
+if [ -z "${PIV_NETNS:-}" ]; then
+	PIV_NETNS=1 exec unshare --net -- sh -c 'ip link set lo up && exec sh "$0"' "$0"
+fi
 for lib in "$PAM_WRAPPER_LIB" "$NSS_WRAPPER_LIB" "$SOFTHSM2_MODULE" "$PIV_MODULE" "$PIV_SHIM"; do
 	[ -f "$lib" ] || { echo "pam-tests: missing $lib" >&2; exit 1; }
 done
@@ -26,15 +32,52 @@ chmod 700 "$PIV_FX"
 "$PIV_HTTPD" "$PIV_WWW" "$PIV_FX/httpd.port" --lifetime 900 &
 httpd_pid=$!
 trap 'kill "$httpd_pid" 2>/dev/null || true' EXIT INT TERM
+responder_pids=""
 i=0
 while [ ! -s "$PIV_FX/httpd.port" ]; do
 	i=$((i + 1))
 	[ "$i" -lt 100 ] || { echo "pam-tests: the test HTTP server did not start" >&2; exit 1; }
 	sleep 0.05
 done
-PIV_CRL_BASE="http://127.0.0.1:$(cat "$PIV_FX/httpd.port")"
-export PIV_CRL_BASE
+PIV_HTTP_PORT=$(cat "$PIV_FX/httpd.port")
+PIV_CRL_BASE="http://127.0.0.1:$PIV_HTTP_PORT"
+# Inside the namespace every port is free: fixed ones for the responders.
+PIV_OCSP_URL="http://127.0.0.1:8888"
+export PIV_CRL_BASE PIV_OCSP_URL PIV_HTTP_PORT
 sh "$top_srcdir/tests/mkfixtures.sh" "$PIV_FX"
+
+# OCSP responders (openssl ocsp), each ending with the tests or by itself:
+#   8888  the issuing CA's delegated responder (id-kp-OCSPSigning)
+#   8889  the issuing CA answering itself
+#   8890  signed by a key the CA never authorized (bob's card key)
+pki="$PIV_FX/pki"
+responder() { # port signer-cert signer-key
+	timeout 900 openssl ocsp -index "$pki/ca/db/index.txt" -CA "$pki/ca/inter.crt" \
+		-port "$1" -rsigner "$2" -rkey "$3" -ndays 1 >"$PIV_FX/ocsp-$1.log" 2>&1 &
+	responder_pids="${responder_pids:-} $!"
+}
+responder 8888 "$pki/ocsp-signer.crt" "$pki/ocsp-signer.key"
+responder 8889 "$pki/ca/inter.crt" "$pki/ca/inter.key"
+responder 8890 "$pki/bob-p256.crt" "$pki/bob-p256.key"
+trap 'kill "$httpd_pid" $responder_pids 2>/dev/null || true' EXIT INT TERM
+for port in 8888 8889 8890; do
+	i=0
+	until openssl ocsp -issuer "$pki/ca/inter.crt" -cert "$pki/alice-p256.crt" \
+		-url "http://127.0.0.1:$port" -noverify >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ "$i" -lt 100 ] || { echo "pam-tests: OCSP responder $port did not start" >&2; exit 1; }
+		sleep 0.05
+	done
+done
+# Answers to replay through the HTTP server (it answers a POST with the
+# file): one made for another request's nonce, one that went stale.
+openssl ocsp -issuer "$pki/ca/inter.crt" -cert "$pki/alice-p256.crt" \
+	-url "$PIV_OCSP_URL" -noverify -respout "$PIV_WWW/replay.ocsp" >/dev/null 2>&1
+openssl ocsp -issuer "$pki/ca/inter.crt" -cert "$pki/alice-p256.crt" -no_nonce \
+	-reqout "$PIV_FX/stale.req" >/dev/null 2>&1
+faketime '3 days ago' openssl ocsp -index "$pki/ca/db/index.txt" -CA "$pki/ca/inter.crt" \
+	-rsigner "$pki/ocsp-signer.crt" -rkey "$pki/ocsp-signer.key" -ndays 1 \
+	-reqin "$PIV_FX/stale.req" -respout "$PIV_WWW/stale.ocsp" >/dev/null 2>&1
 
 # pam_wrapper copies the service directory when the process starts, so
 # every stack the tests use is written here; each reads current.conf,

@@ -23,6 +23,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "cache.h"
 #include "conf.h"
 #include "crl.h"
 

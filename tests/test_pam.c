@@ -98,6 +98,7 @@ struct setup {
 	bool use_shim;
 	const char *shim_env;       /* more helper_env lines, '\n'-separated */
 	bool no_intermediates;
+	bool default_revocation;    /* no "revocation" line: ocsp,crl */
 };
 
 static void
@@ -129,13 +130,14 @@ configure(const struct setup *s)
 	             "pkcs11_module = %s\n"
 	             "ca_file = %s/pki/ca/root.pem\n"
 	             "%s"
-	             "revocation = none\n"
+	             "%s"
 	             "helper = %s\n"
 	             "helper_env = SOFTHSM2_CONF=%s/tok/%s/softhsm2.conf\n"
 	             "fail_delay = 0\n"
 	             "card_timeout = 10\n"
 	             "debug = yes\n",
-	             s->use_shim ? shim : softhsm, fx, intermediates, helper, fx, s->scenario);
+	             s->use_shim ? shim : softhsm, fx, intermediates,
+	             s->default_revocation ? "" : "revocation = none\n", helper, fx, s->scenario);
 	if (s->use_shim)
 		n += snprintf(text + n, sizeof(text) - (size_t)n,
 		              "helper_env = P11SHIM_TARGET=%s\n", softhsm);
@@ -805,8 +807,8 @@ test_config_errors(void **state)
 		check_config_error("no_such_key = 1", needle);
 	}
 	check_config_error("card_timeout = soon", "must be a whole number");
-	check_config_error("revocation = ocsp,crl", "not implemented");
-	check_config_error("ocsp_url = http://127.0.0.1:9/", "not supported");
+	check_config_error("revocation = ocsp,crl,ocsp", "listed twice");
+	check_config_error("ocsp_url = https://127.0.0.1:9/", "http:// URL");
 	check_config_error("revocation = crl\ncache_dir = relative", "absolute path");
 	check_config_error("ldap_uri = ldap://127.0.0.1", "not supported");
 	check_config_error("map = file:/etc/piv-map", "not implemented");
@@ -855,12 +857,6 @@ test_config_file_safety(void **state)
 	assert_non_null(strstr(o.log, "symbolic link"));
 	outcome_free(&o);
 
-	/* revocation not set at all: its default is not available yet */
-	write_file(path, "ca_file = /etc/ssl/certs/ca-certificates.crt\n", 0600);
-	run("piv", "alice", PIN, 0, &o);
-	assert_int_equal(o.rv, PAM_SERVICE_ERR);
-	assert_non_null(strstr(o.log, "'revocation' is not set"));
-	outcome_free(&o);
 }
 
 static void
@@ -1016,15 +1012,31 @@ test_card_errors(void **state)
 
 static const char *www;       /* the test HTTP server's document root */
 
+/* Run a shell command built from a format; the test fails if it does. */
+static void shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+shell(const char *fmt, ...)
+{
+	char *cmd = NULL;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vasprintf(&cmd, fmt, ap);
+	va_end(ap);
+	assert_true(rc > 0);
+	rc = system(cmd);
+	if (rc != 0)
+		fail_msg("'%s' failed (%d)", cmd, rc);
+	free(cmd);
+}
+
 static void
 serve(const char *name, const char *crl)
 {
-	char src[4096], dst[4096], cmd[9000];
-
-	snprintf(src, sizeof(src), "%s/pki/crl/%s", fx, crl);
-	snprintf(dst, sizeof(dst), "%s/%s", www, name);
-	snprintf(cmd, sizeof(cmd), "cp '%s' '%s.tmp' && mv '%s.tmp' '%s'", src, dst, dst, dst);
-	assert_int_equal(system(cmd), 0);
+	shell("cp '%s/pki/crl/%s' '%s/%s.tmp' && mv '%s/%s.tmp' '%s/%s'", fx, crl, www, name, www,
+	      name, www, name);
 }
 
 static void
@@ -1059,7 +1071,6 @@ static int
 revocation_setup(void **state)
 {
 	static int n;
-	char cmd[4200];
 
 	per_test_timeout(state);
 	serve("inter.crl", "inter.crl");
@@ -1067,8 +1078,7 @@ revocation_setup(void **state)
 	serve("inter2.crl", "inter2.crl");
 	server_mode("normal");
 	snprintf(cache_dir, sizeof(cache_dir), "%s/cache-%d", work, ++n);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", cache_dir);
-	assert_int_equal(system(cmd), 0);
+	shell("rm -rf '%s'", cache_dir);
 	return 0;
 }
 
@@ -1076,12 +1086,13 @@ static void
 expect_crl(const char *scenario, const char *more, const char *user, int want_rv,
            bool want_prompt, const char *msg, struct outcome *out)
 {
-	char extra[8192];
+	char *extra = NULL;
 
-	snprintf(extra, sizeof(extra), "revocation = crl\ncache_dir = %s\n%s", cache_dir,
-	         more ? more : "");
+	assert_true(asprintf(&extra, "revocation = crl\ncache_dir = %s\n%s", cache_dir,
+	                     more ? more : "") > 0);
 	expect(&SETUP(.scenario = scenario, .extra = extra), user, PIN, want_rv, want_prompt, msg,
 	       out);
+	free(extra);
 }
 
 static void
@@ -1134,16 +1145,14 @@ test_crl_intermediate_revoked(void **state)
 static void
 test_crl_local(void **state)
 {
-	char more[8400], dir[4096], cmd[9000];
+	char more[8400], dir[4200];
 	struct outcome o;
 
 	(void)state;
 	server_mode("500"); /* nothing comes from the network here */
 	snprintf(dir, sizeof(dir), "%s/crl.d", work);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir '%s' && cp '%s/pki/crl/inter.crl' "
-	         "'%s/pki/crl/root.crl.pem' '%s/pki/crl/garbage.crl' '%s/pki/crl/inter2.crl' '%s/'",
-	         dir, dir, fx, fx, fx, fx, dir);
-	assert_int_equal(system(cmd), 0);
+	shell("rm -rf '%s' && mkdir '%s' && cp '%s/pki/crl/inter.crl' '%s/pki/crl/root.crl.pem' "
+	      "'%s/pki/crl/garbage.crl' '%s/pki/crl/inter2.crl' '%s/'", dir, dir, fx, fx, fx, fx, dir);
 	snprintf(more, sizeof(more), "crl_fetch = no\ncrl_dir = %s", dir);
 	expect_crl("p256", more, "alice", PAM_SUCCESS, true, NULL, &o);
 	outcome_free(&o);
@@ -1250,7 +1259,6 @@ test_crl_refetched_when_stale(void **state)
 static void
 test_crl_cache_damaged(void **state)
 {
-	char cmd[9000];
 	struct outcome o;
 
 	(void)state;
@@ -1259,17 +1267,187 @@ test_crl_cache_damaged(void **state)
 	server_mode("500");
 	/* truncate every cache file: indexes are rebuilt from the cached
 	 * CRLs, damaged CRLs refetched (and the server is down: closed) */
-	snprintf(cmd, sizeof(cmd), "for f in '%s'/crlidx-*; do head -c 50 \"$f\" > \"$f.t\" && "
-	         "mv \"$f.t\" \"$f\"; done", cache_dir);
-	assert_int_equal(system(cmd), 0);
+	shell("for f in '%s'/crlidx-*; do head -c 50 \"$f\" > \"$f.t\" && mv \"$f.t\" \"$f\"; done",
+	      cache_dir);
 	expect_crl("p256", NULL, "alice", PAM_SUCCESS, true, NULL, &o);
 	outcome_free(&o);
 	expect_crl("revoked", NULL, "alice", PAM_AUTH_ERR, false, "has been revoked", &o);
 	outcome_free(&o);
-	snprintf(cmd, sizeof(cmd), "for f in '%s'/crl-*.crl; do echo garbage > \"$f\"; done",
-	         cache_dir);
-	assert_int_equal(system(cmd), 0);
+	shell("for f in '%s'/crl-*.crl; do echo garbage > \"$f\"; done", cache_dir);
 	expect_crl("p256", NULL, "alice", PAM_AUTH_ERR, false, "revocation status unavailable", &o);
+	outcome_free(&o);
+}
+
+/* ---- revocation with OCSP: openssl ocsp responders on 127.0.0.1 ------ */
+
+static const char *http_port;
+
+static void
+expect_ocsp(const char *scenario, const char *methods, const char *more, int want_rv,
+            bool want_prompt, const char *msg, struct outcome *out)
+{
+	char *extra = NULL;
+
+	assert_true(asprintf(&extra, "revocation = %s\ncache_dir = %s\n%s", methods, cache_dir,
+	                     more ? more : "") > 0);
+	expect(&SETUP(.scenario = scenario, .extra = extra), "alice", PIN, want_rv, want_prompt, msg,
+	       out);
+	free(extra);
+}
+
+static void
+must_log(struct outcome *o, const char *needle)
+{
+	if (strstr(o->log, needle) == NULL) {
+		dump(o);
+		fail_msg("missing '%s' in the log", needle);
+	}
+}
+
+static void
+test_ocsp_good_and_revoked(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	/* The leaf's status from its AIA responder (delegated signer); the
+	 * issuing CA has no responder and falls back to its CRL. */
+	expect_ocsp("p256", "ocsp,crl", NULL, PAM_SUCCESS, true, NULL, &o);
+	must_log(&o, "revocation ocsp for /C=US/O=PIV Test/OU=People/UID=alice/CN=Alice Example: "
+	             "good: OCSP: good");
+	must_log(&o, "revocation crl for /C=US/O=PIV Test/CN=PIV Test Issuing CA: good");
+	outcome_free(&o);
+	expect_ocsp("revoked", "ocsp,crl", NULL, PAM_AUTH_ERR, false, "has been revoked", &o);
+	must_log(&o, "OCSP: revoked (keyCompromise)");
+	outcome_free(&o);
+	/* the CA signing its own answers */
+	expect_ocsp("p256", "ocsp,crl", "ocsp_url = http://127.0.0.1:8889/", PAM_SUCCESS, true,
+	            NULL, &o);
+	must_log(&o, "good: OCSP: good");
+	outcome_free(&o);
+}
+
+static void
+test_ocsp_cached(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect_ocsp("p256", "ocsp,crl", NULL, PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+	expect_ocsp("revoked", "ocsp,crl", NULL, PAM_AUTH_ERR, false, "has been revoked", &o);
+	outcome_free(&o);
+	/* Now nothing answers: a dead responder and a broken CRL server. The
+	 * answers come from the cache until their nextUpdate. */
+	server_mode("500");
+	expect_ocsp("p256", "ocsp,crl", "ocsp_url = http://127.0.0.1:9/", PAM_SUCCESS, true, NULL,
+	            &o);
+	must_log(&o, "OCSP answer from the cache: OCSP: good");
+	outcome_free(&o);
+	expect_ocsp("revoked", "ocsp,crl", "ocsp_url = http://127.0.0.1:9/", PAM_AUTH_ERR, false,
+	            "has been revoked", &o);
+	must_log(&o, "OCSP answer from the cache: OCSP: revoked");
+	outcome_free(&o);
+	/* a damaged cached answer is not used, and the responder is asked */
+	shell("for f in '%s'/ocsp-*.der; do echo garbage > \"$f\"; done", cache_dir);
+	expect_ocsp("p256", "ocsp,crl", NULL, PAM_SUCCESS, true, NULL, &o);
+	must_log(&o, "good: OCSP: good");
+	outcome_free(&o);
+}
+
+static void
+test_ocsp_responder_down(void **state)
+{
+	struct outcome o;
+	const char *dead = "ocsp_url = http://127.0.0.1:9/";
+
+	(void)state;
+	/* ocsp,crl: the CRL answers instead */
+	expect_ocsp("p256", "ocsp,crl", dead, PAM_SUCCESS, true, NULL, &o);
+	must_log(&o, "OCSP request to http://127.0.0.1:9/ failed");
+	outcome_free(&o);
+	expect_ocsp("revoked", "ocsp,crl", dead, PAM_AUTH_ERR, false, "has been revoked", &o);
+	outcome_free(&o);
+	/* OCSP alone: closed denies, open allows (and says so) */
+	expect_ocsp("p256", "ocsp", dead, PAM_AUTH_ERR, false, "revocation status unavailable", &o);
+	outcome_free(&o);
+	expect_ocsp("p256", "ocsp", "ocsp_url = http://127.0.0.1:9/\nrevocation_fail = open",
+	            PAM_SUCCESS, true, NULL, &o);
+	must_log(&o, "allowed by revocation_fail = open");
+	outcome_free(&o);
+}
+
+static void
+test_ocsp_responder_hangs(void **state)
+{
+	char more[300];
+	struct outcome o;
+
+	(void)state;
+	server_mode("hang");
+	snprintf(more, sizeof(more), "ocsp_url = http://127.0.0.1:%s/x.ocsp\nnet_timeout = 1",
+	         http_port);
+	expect_ocsp("p256", "ocsp", more, PAM_AUTH_ERR, false, "revocation status unavailable", &o);
+	if (o.seconds > 2.0) {
+		dump(&o);
+		fail_msg("a silent responder took %.2fs, more than net_timeout + 1 s", o.seconds);
+	}
+	outcome_free(&o);
+}
+
+/* where: a full URL, or a path on the test HTTP server */
+static void
+check_bad_ocsp(const char *where, const char *needle)
+{
+	char more[400];
+	struct outcome o;
+
+	if (strncmp(where, "http://", 7) == 0)
+		snprintf(more, sizeof(more), "ocsp_url = %s", where);
+	else
+		snprintf(more, sizeof(more), "ocsp_url = http://127.0.0.1:%s/%s", http_port, where);
+	/* OCSP alone: the bad answer must not pass for "good"... */
+	expect_ocsp("p256", "ocsp", more, PAM_AUTH_ERR, false, "revocation status unavailable", &o);
+	must_log(&o, needle);
+	outcome_free(&o);
+	/* ...and with ocsp,crl the CRL decides. */
+	expect_ocsp("revoked", "ocsp,crl", more, PAM_AUTH_ERR, false, "has been revoked", &o);
+	outcome_free(&o);
+}
+
+static void
+test_ocsp_bad_answers(void **state)
+{
+	(void)state;
+	check_bad_ocsp("http://127.0.0.1:8890/", "OCSP response not signed by the CA or its responder");
+	check_bad_ocsp("replay.ocsp", "OCSP nonce does not match the request");
+	check_bad_ocsp("stale.ocsp", "OCSP response is stale");
+	/* a CRL where an OCSP response should be (wrong content type) */
+	check_bad_ocsp("inter.crl", "OCSP request to");
+	/* well-formed DER that is no OCSP response, with the right type */
+	shell("cp '%s/pki/crl/inter.crl' '%s/notocsp.ocsp'", fx, www);
+	check_bad_ocsp("notocsp.ocsp", "not an OCSP response");
+	server_mode("garbage");
+	check_bad_ocsp("x.ocsp", "OCSP request to");
+	server_mode("truncate");
+	check_bad_ocsp("replay.ocsp", "OCSP request to");
+}
+
+static void
+test_revocation_default(void **state)
+{
+	char extra[4400];
+	struct outcome o;
+
+	(void)state;
+	/* No revocation line: OCSP, then CRLs. Here the responder is dead and
+	 * fetching is off, so nothing answers: closed. */
+	snprintf(extra, sizeof(extra), "crl_fetch = no\ncache_dir = %s\n"
+	         "ocsp_url = http://127.0.0.1:9/", cache_dir);
+	expect(&SETUP(.scenario = "p256", .extra = extra, .default_revocation = true), "alice", PIN,
+	       PAM_AUTH_ERR, false, "revocation status unavailable", &o);
+	assert_non_null(strstr(o.log, "revocation ocsp for"));
+	assert_non_null(strstr(o.log, "revocation crl for"));
 	outcome_free(&o);
 }
 
@@ -1315,7 +1493,9 @@ main(void)
 		R(test_crl_fetched_and_cached), R(test_crl_revoked), R(test_crl_intermediate_revoked),
 		R(test_crl_local), R(test_crl_server_down), R(test_crl_server_hangs),
 		R(test_crl_bad_answers), R(test_crl_refetched_when_stale), R(test_crl_cache_damaged),
-		R(test_crl_unsafe_cache_dir),
+		R(test_crl_unsafe_cache_dir), R(test_revocation_default),
+		R(test_ocsp_good_and_revoked), R(test_ocsp_cached), R(test_ocsp_responder_down),
+		R(test_ocsp_responder_hangs), R(test_ocsp_bad_answers),
 #undef R
 	};
 
@@ -1325,7 +1505,8 @@ main(void)
 	shim = getenv("PIV_SHIM");
 	softhsm = getenv("SOFTHSM2_MODULE");
 	www = getenv("PIV_WWW");
-	if (!fx || !work || !helper || !shim || !softhsm || !www) {
+	http_port = getenv("PIV_HTTP_PORT");
+	if (!fx || !work || !helper || !shim || !softhsm || !www || !http_port) {
 		fprintf(stderr, "run through tests/pam-tests.sh\n");
 		return 1;
 	}

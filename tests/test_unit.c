@@ -180,8 +180,8 @@ test_conf_bad_values(void **state)
 		{ "require_policy = clientAuth", "not a dotted OID" },
 		{ "require_policy = 2.16.840.1.101.3.2.1.3.17", "card authentication policy" },
 		{ "require_policy = 2.16.840.1.101.3.2.1.3.46", "card authentication policy" },
-		{ "revocation = ocsp", "OCSP is not implemented" },
-		{ "revocation = ocsp,crl", "OCSP is not implemented" },
+		{ "revocation = ocsp,ocsp", "listed twice" },
+		{ "revocation = ocsp,crl,none", "or none (alone)" },
 		{ "revocation = crl,none", "or none (alone)" },
 		{ "revocation = none,crl", "or none (alone)" },
 		{ "revocation = crl,crl", "listed twice" },
@@ -192,7 +192,9 @@ test_conf_bad_values(void **state)
 		{ "crl_file = piv.crl", "absolute path" },
 		{ "crl_dir = crl.d", "absolute path" },
 		{ "crl_fetch = sometimes", "yes or no" },
-		{ "ocsp_url = http://127.0.0.1/", "not supported" },
+		{ "ocsp_url = https://127.0.0.1/", "http:// URL" },
+		{ "ocsp_url = http://", "http:// URL" },
+		{ "ocsp_url = http://a b/", "http:// URL" },
 		{ "cache_dir = cache", "absolute path" },
 		{ "ldap_uri = ldap://127.0.0.1", "LDAP" },
 		{ "ldap_base = dc=example", "LDAP" },
@@ -231,9 +233,24 @@ test_conf_bad_values(void **state)
 static void
 test_conf_required(void **state)
 {
+	struct piv_conf conf;
+	struct piv_conf_error err;
+
 	(void)state;
 	expect_error("revocation = none\n", 0, NULL, "no trust anchors");
-	expect_error("ca_file = /etc/ca.pem\n", 0, NULL, "'revocation' is not set");
+	/* revocation defaults to OCSP, then CRLs (SPEC §2) */
+	assert_int_equal(load_text("ca_file = /etc/ca.pem\n", 0, NULL, &conf, &err), 0);
+	assert_int_equal(conf.n_revocation, 2);
+	assert_int_equal(conf.revocation[0], PIV_REV_METHOD_OCSP);
+	assert_int_equal(conf.revocation[1], PIV_REV_METHOD_CRL);
+	assert_null(conf.ocsp_url);
+	piv_conf_free(&conf);
+	assert_int_equal(load_text(BASE "revocation = crl, ocsp\nocsp_url = http://127.0.0.1:8/x\n",
+	                           0, NULL, &conf, &err), 0);
+	assert_int_equal(conf.revocation[0], PIV_REV_METHOD_CRL);
+	assert_int_equal(conf.revocation[1], PIV_REV_METHOD_OCSP);
+	assert_string_equal(conf.ocsp_url, "http://127.0.0.1:8/x");
+	piv_conf_free(&conf);
 }
 
 static void
