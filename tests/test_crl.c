@@ -100,11 +100,13 @@ write_crl(const char *path, X509 *issuer, EVP_PKEY *key, const struct crl_spec *
 		X509_REVOKED_set_revocationDate(r, t);
 		if (spec->critical_entry_ext) {
 			ASN1_OCTET_STRING *v = ASN1_OCTET_STRING_new();
+			ASN1_OBJECT *oid = OBJ_txt2obj("1.2.3.4", 1);
+			X509_EXTENSION *ext;
 			ASN1_OCTET_STRING_set(v, (const unsigned char *)"\x05\x00", 2);
-			X509_EXTENSION *ext = X509_EXTENSION_create_by_OBJ(
-				NULL, OBJ_txt2obj("1.2.3.4", 1), 1, v);
+			ext = X509_EXTENSION_create_by_OBJ(NULL, oid, 1, v);
 			X509_REVOKED_add_ext(r, ext, -1);
 			X509_EXTENSION_free(ext);
+			ASN1_OBJECT_free(oid);
 			ASN1_OCTET_STRING_free(v);
 		}
 		X509_CRL_add0_revoked(crl, r);
@@ -112,15 +114,14 @@ write_crl(const char *path, X509 *issuer, EVP_PKEY *key, const struct crl_spec *
 	}
 	if (spec->delta || spec->unknown_critical) {
 		ASN1_OCTET_STRING *v = ASN1_OCTET_STRING_new();
+		ASN1_OBJECT *oid = spec->delta ? OBJ_nid2obj(NID_delta_crl) : OBJ_txt2obj("1.2.3.4", 1);
 		X509_EXTENSION *ext;
 		/* deltaCRLIndicator ::= CRLNumber (INTEGER 1) */
 		ASN1_OCTET_STRING_set(v, (const unsigned char *)"\x02\x01\x01", 3);
-		ext = X509_EXTENSION_create_by_OBJ(NULL,
-		                                   spec->delta ? OBJ_nid2obj(NID_delta_crl)
-		                                               : OBJ_txt2obj("1.2.3.4", 1),
-		                                   1, v);
+		ext = X509_EXTENSION_create_by_OBJ(NULL, oid, 1, v);
 		X509_CRL_add_ext(crl, ext, -1);
 		X509_EXTENSION_free(ext);
+		ASN1_OBJECT_free(oid); /* a no-op for the static delta OID */
 		ASN1_OCTET_STRING_free(v);
 	}
 	X509_CRL_sort(crl);
