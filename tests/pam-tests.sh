@@ -88,6 +88,10 @@ echo "auth required $PIV_MODULE $conf" > "$PIV_WORK/svc/piv"
 echo "auth required $PIV_MODULE $conf card_only" > "$PIV_WORK/svc/piv_cardonly"
 echo "auth required $PIV_MODULE $conf bogus_key=1" > "$PIV_WORK/svc/piv_badarg"
 echo "auth required $PIV_MODULE $conf map=name:{subject_dn_component.uid}" > "$PIV_WORK/svc/piv_argmap"
+# Concurrent logins: one stack (and configuration, and card) per process.
+for i in 0 1 2 3 4 5 6 7; do
+	echo "auth required $PIV_MODULE config=$PIV_WORK/concurrent-$i.conf" > "$PIV_WORK/svc/piv_c$i"
+done
 
 export PIV_FX PIV_WORK PIV_WWW
 export PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$PIV_WORK/svc" PAM_WRAPPER_DEBUGLEVEL=2

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -221,7 +222,7 @@ run(const char *service, const char *user, const char *pin, int flags, struct ou
 	memset(out, 0, sizeof(*out));
 	out->conv.pin = pin;
 	/* pam_wrapper writes pam_syslog lines to stderr: capture them. */
-	snprintf(log_path, sizeof(log_path), "%s/pam.log", work);
+	snprintf(log_path, sizeof(log_path), "%s/pam-%d.log", work, (int)getpid());
 	fflush(stderr);
 	saved_stderr = dup(2);
 	log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -1433,6 +1434,59 @@ test_ocsp_bad_answers(void **state)
 	check_bad_ocsp("replay.ocsp", "OCSP request to");
 }
 
+/* Many logins at once on a cold, shared cache: every one is right, and
+ * the cache they wrote serves the next login with every server gone. Each
+ * process has its own copy of the card: SoftHSM2's file store is not made
+ * for several processes logging in to one token at once (a real card is
+ * serialized by pcscd). */
+static void
+test_concurrent_logins(void **state)
+{
+	enum { N = 8 };
+	pid_t pids[N];
+	char *extra = NULL, path[4200], service[32];
+	struct outcome o;
+	int failures = 0;
+
+	(void)state;
+	assert_true(asprintf(&extra, "revocation = ocsp,crl\ncache_dir = %s\n", cache_dir) > 0);
+	for (int i = 0; i < N; i++) {
+		char *copy = NULL;
+		assert_true(asprintf(&copy, "%s/card-copy-%d", work, i) > 0);
+		shell("rm -rf '%s' && cp -a '%s/tok/p256' '%s' && sed -i 's|%s/tok/p256|%s|' "
+		      "'%s/softhsm2.conf'", copy, fx, copy, fx, copy, copy);
+		configure(&SETUP(.scenario = "p256", .extra = extra));
+		snprintf(path, sizeof(path), "%s/concurrent-%d.conf", work, i);
+		shell("sed 's|SOFTHSM2_CONF=.*|SOFTHSM2_CONF=%s/softhsm2.conf|' '%s/current.conf' > '%s'"
+		      " && chmod 600 '%s'", copy, work, path, path);
+		free(copy);
+	}
+	fflush(NULL);
+	for (int i = 0; i < N; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			snprintf(service, sizeof(service), "piv_c%d", i);
+			run(service, "alice", PIN, 0, &o);
+			_exit(o.rv == PAM_SUCCESS ? 0 : 1);
+		}
+	}
+	for (int i = 0; i < N; i++) {
+		int status = 0;
+		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+		failures += !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	assert_int_equal(failures, 0);
+	free(extra);
+	server_mode("500");
+	assert_true(asprintf(&extra, "revocation = ocsp,crl\ncache_dir = %s\n"
+	                     "ocsp_url = http://127.0.0.1:9/\n", cache_dir) > 0);
+	expect(&SETUP(.scenario = "p256", .extra = extra), "alice", PIN, PAM_SUCCESS, true, NULL, &o);
+	must_log(&o, "OCSP answer from the cache");
+	outcome_free(&o);
+	free(extra);
+}
+
 static void
 test_revocation_default(void **state)
 {
@@ -1495,7 +1549,7 @@ main(void)
 		R(test_crl_bad_answers), R(test_crl_refetched_when_stale), R(test_crl_cache_damaged),
 		R(test_crl_unsafe_cache_dir), R(test_revocation_default),
 		R(test_ocsp_good_and_revoked), R(test_ocsp_cached), R(test_ocsp_responder_down),
-		R(test_ocsp_responder_hangs), R(test_ocsp_bad_answers),
+		R(test_ocsp_responder_hangs), R(test_ocsp_bad_answers), R(test_concurrent_logins),
 #undef R
 	};
 
