@@ -119,7 +119,7 @@ judge(struct auth_run *run, const struct piv_trust *trust,
 		return;
 	}
 	v->status = piv_map_cert(run->conf, c->cert.data, c->cert.len, exists_cb, map_trace_cb, run,
-	                         &acc);
+	                         &acc, v->why, sizeof(v->why));
 	if (v->status == PIV_OK)
 		v->status = piv_map_decide(&acc, user, &chosen);
 	if (v->status == PIV_OK) {
@@ -130,7 +130,7 @@ judge(struct auth_run *run, const struct piv_trust *trust,
 	} else if (v->status == PIV_E_NOT_MAPPED) {
 		snprintf(v->why, sizeof(v->why), acc.n ? "certificate maps to other account(s)"
 		                                      : "no mapping rule yields an existing account");
-	} else {
+	} else if (v->status != PIV_E_CONFIG) {
 		snprintf(v->why, sizeof(v->why), "mapping failed");
 	}
 	piv_accounts_free(&acc);

@@ -257,7 +257,14 @@ check_rule(struct loader *ld, const struct item *it, const char *match, const ch
 		if (asprintf(&map_rule, "LDAPU1:%s", map + 5) < 0)
 			return fail(ld, it, "out of memory");
 	} else if (strncmp(map, "file:", 5) == 0) {
-		return fail(ld, it, "mapping files (file:) are not implemented in this version");
+		if (map[5] != '/')
+			return fail(ld, it, "'file:' takes an absolute path");
+		if (match == NULL)
+			return 0;
+		/* only the matching rule matters for a file rule */
+		map_rule = strdup("LDAPU1:{subject_dn}");
+		if (map_rule == NULL)
+			return fail(ld, it, "out of memory");
 	} else if (strncmp(map, "ldap:", 5) == 0) {
 		return fail(ld, it, LDAP_LATER);
 	} else {

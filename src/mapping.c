@@ -1,6 +1,6 @@
-/* Certificate → account mapping through libsss_certmap (SPEC §3). Only the
- * name: kind exists in this version; file: and ldap: plug in as further
- * kinds in run_rule(). */
+/* Certificate → account mapping (SPEC §3): name: rules through
+ * libsss_certmap, file: rules through mapfile.c; ldap: plugs in as a
+ * further kind in piv_map_cert(). */
 #include "config.h"
 #include "mapping.h"
 #include "util.h"
@@ -11,6 +11,9 @@
 #include <string.h>
 
 #include <sss_certmap.h>
+
+#include "mapfile.h"
+#include "validate.h"
 
 /* Without a match line a rule applies to every certificate that passed
  * validation, which already requires digitalSignature. (libsss_certmap's
@@ -68,6 +71,64 @@ add_account(struct piv_accounts *acc, const char *name)
 		return -1;
 	acc->n++;
 	return 0;
+}
+
+/* Does the rule's match line (if any) accept this certificate? 1 yes,
+ * 0 no, -1 error. */
+static int
+rule_matches(const struct piv_rule *rule, const uint8_t *der, size_t len)
+{
+	struct sss_certmap_ctx *ctx = NULL;
+	int rv;
+
+	if (rule->match == NULL)
+		return 1;
+	rv = sss_certmap_init(NULL, NULL, NULL, &ctx);
+	if (rv == 0)
+		rv = sss_certmap_add_rule(ctx, 0, rule->match, "LDAPU1:{subject_dn}", NULL);
+	if (rv == 0)
+		rv = sss_certmap_match_cert(ctx, der, len);
+	sss_certmap_free_ctx(ctx);
+	return rv == 0 ? 1 : rv == ENOENT ? 0 : -1;
+}
+
+/* file:PATH — the accounts the mapping file lists for the certificate. */
+static enum piv_status
+run_file_rule(const struct piv_rule *rule, const uint8_t *der, size_t len,
+              piv_account_exists_fn exists, piv_map_trace_fn tr, void *ud,
+              struct piv_accounts *acc, char *why, size_t why_size)
+{
+	struct piv_accounts listed;
+	struct piv_cert_facts facts;
+	enum piv_status st;
+	X509 *cert;
+	int m = rule_matches(rule, der, len);
+
+	if (m <= 0) {
+		trace(tr, ud, "certificate does not match", rule->map, rule->match);
+		return PIV_OK;
+	}
+	cert = piv_cert_from_der(der, len);
+	if (cert == NULL || piv_cert_facts(cert, &facts) != 0) {
+		X509_free(cert);
+		return PIV_OK;
+	}
+	X509_free(cert);
+	memset(&listed, 0, sizeof(listed));
+	st = piv_mapfile_lookup(rule->map + 5, &facts, &listed, why, why_size);
+	for (size_t i = 0; st == PIV_OK && i < listed.n; i++) {
+		if (!exists(ud, listed.name[i])) {
+			trace(tr, ud, "lists an account that does not exist:", rule->map, listed.name[i]);
+			continue;
+		}
+		trace(tr, ud, "maps to account", rule->map, listed.name[i]);
+		if (add_account(acc, listed.name[i]) != 0)
+			st = PIV_E_INTERNAL;
+	}
+	if (st == PIV_OK && listed.n == 0)
+		trace(tr, ud, "lists no account for the certificate", rule->map, facts.sha256);
+	piv_accounts_free(&listed);
+	return st;
 }
 
 /* name:TEMPLATE — the template expanded verbatim is the account name. */
@@ -133,7 +194,7 @@ out:
 enum piv_status
 piv_map_cert(const struct piv_conf *conf, const uint8_t *der, size_t len,
              piv_account_exists_fn exists, piv_map_trace_fn tr, void *ud,
-             struct piv_accounts *acc)
+             struct piv_accounts *acc, char *why, size_t why_size)
 {
 	memset(acc, 0, sizeof(*acc));
 	for (size_t i = 0; i < conf->n_rules; i++) {
@@ -142,8 +203,10 @@ piv_map_cert(const struct piv_conf *conf, const uint8_t *der, size_t len,
 
 		if (strncmp(rule->map, "name:", 5) == 0)
 			st = run_name_rule(rule, der, len, exists, tr, ud, acc);
+		else if (strncmp(rule->map, "file:", 5) == 0)
+			st = run_file_rule(rule, der, len, exists, tr, ud, acc, why, why_size);
 		else
-			st = PIV_E_CONFIG; /* conf.c admits no other kind yet */
+			st = PIV_E_CONFIG; /* conf.c admits no other kind */
 		if (st != PIV_OK) {
 			piv_accounts_free(acc);
 			return st;

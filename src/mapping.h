@@ -27,10 +27,11 @@ void piv_accounts_free(struct piv_accounts *acc);
 
 /* Run the rules in order; the first rule that yields existing accounts
  * decides. PIV_OK with acc filled, PIV_E_NOT_MAPPED when no rule yields an
- * account, PIV_E_CONFIG/PIV_E_INTERNAL on library failure. */
+ * account, PIV_E_CONFIG (why: e.g. a mapping file's FILE:LINE) or
+ * PIV_E_INTERNAL on failure. */
 enum piv_status piv_map_cert(const struct piv_conf *conf, const uint8_t *der, size_t len,
                              piv_account_exists_fn exists, piv_map_trace_fn trace, void *ud,
-                             struct piv_accounts *acc);
+                             struct piv_accounts *acc, char *why, size_t why_size);
 
 /* The decision: with a PAM user, it must be among the accounts; without,
  * there must be exactly one (returned in *chosen). */

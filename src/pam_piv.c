@@ -89,7 +89,7 @@ audit(pam_handle_t *pamh, const char *user, const struct piv_auth_result *res)
 		           res->account, res->token_label, res->cert.sha256, res->cert.subject,
 		           res->cert.issuer, res->cert.serial);
 	} else if (res->have_cert) {
-		pam_syslog(pamh, LOG_NOTICE,
+		pam_syslog(pamh, res->status == PIV_E_CONFIG ? LOG_ALERT : LOG_NOTICE,
 		           "authentication failed: user=%s result=%s reason=\"%s\" sha256=%s "
 		           "subject=\"%s\" issuer=\"%s\" serial=%s",
 		           esc_user, piv_status_name(res->status), res->reason, res->cert.sha256,

@@ -55,6 +55,7 @@ scenario() {
 		card "$1" "alice-$1" ;;
 	bob|carol) card "$1" "$1-p256" ;;
 	twouid|hostile) card "$1" "$1" ;;
+	fascn) card fascn alice-fascn ;;
 	mismatch)
 		mktoken "$TOK/mismatch" mismatch --cert "$PKI/alice-p256.der" \
 			--key "$PKI/bob-p256.key" ;;
@@ -75,7 +76,7 @@ scenario() {
 
 SCENARIOS="rsa2048 rsa3072 rsa4096 p256 p384 bob carol expired notyet untrusted
 	wrongeku cardauth cardauth-policy nodigsig twouid hostile mismatch nokey
-	alwaysauth two mixed empty revoked inter2"
+	alwaysauth two mixed empty revoked inter2 fascn"
 
 PIDS=
 for s in $SCENARIOS; do

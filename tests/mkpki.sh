@@ -174,7 +174,7 @@ bg_genkey "$OUT/alice-rsa4096" rsa4096
 bg_genkey "$OUT/alice-p384" p384
 for n in alice-p256 bob-p256 carol-p256 alice-expired alice-notyet \
 	alice-untrusted alice-wrongeku alice-cardauth alice-cardauth-policy \
-	alice-nodigsig twouid hostile alice-revoked alice-inter2 ocsp-signer; do
+	alice-nodigsig twouid hostile alice-revoked alice-inter2 ocsp-signer alice-fascn; do
 	bg_genkey "$OUT/$n" p256
 done
 
@@ -249,6 +249,10 @@ EOF
 	if [ -n "$OCSP_URL" ]; then
 		printf 'authorityInfoAccess    = OCSP;URI:%s\n' "$OCSP_URL" >> "$CONF/$name.ext"
 	fi
+	# more config sections (e.g. a SAN section), after every [ ext ] line
+	if [ -n "${EXTRA:-}" ]; then
+		printf '%s\n' "$EXTRA" >> "$CONF/$name.ext"
+	fi
 	if [ -n "${NB:-}" ]; then
 		set -- -startdate "$NB" -enddate "${NA:?NB needs NA}"
 	else
@@ -261,7 +265,7 @@ EOF
 		-extfile "$CONF/$name.ext" -extensions ext \
 		-in "$CONF/$name.csr" -out "$OUT/$name.crt" "$@"
 	ossl x509 -in "$OUT/$name.crt" -outform DER -out "$OUT/$name.der"
-	unset ISSUER EKU POLICY KU SAN SUBJ NB NA
+	unset ISSUER EKU POLICY KU SAN SUBJ NB NA EXTRA
 }
 
 for k in rsa2048 rsa3072 rsa4096 p256 p384; do
@@ -286,6 +290,13 @@ SUBJ="/C=US/O=PIV Test/OU=People/UID=alice/CN=$HOSTILE_CN" \
 	leaf hostile alice "unused"
 leaf alice-revoked alice "Alice Example"
 ISSUER=inter2 leaf alice-inter2 alice "Alice Example"
+# a PIV card's identifiers: the FASC-N (otherName 2.16.840.1.101.3.6.6) and
+# the card UUID (urn:uuid: URI), for mapping files; its UID is "fascnuser",
+# an account that does not exist, so only a mapping file can map it
+SAN="@piv_san" EXTRA="[ piv_san ]
+otherName.1 = 2.16.840.1.101.3.6.6;FORMAT:HEX,OCTETSTRING:D4E739DA739CED39CE739D836858210842108421C84210C3EB
+URI.1 = urn:uuid:4D2B0E59-3C0A-4C2E-9D2E-0A1B2C3D4E5F" \
+	leaf alice-fascn fascnuser "Alice Card"
 # the issuing CA's delegated OCSP responder (id-kp-OCSPSigning)
 EKU=OCSPSigning SAN="DNS:ocsp.example.test" SUBJ="/C=US/O=PIV Test/CN=PIV Test OCSP Responder" \
 	leaf ocsp-signer ocsp "unused"

@@ -31,6 +31,7 @@ static const char *work;      /* service files read current.conf from here */
 static const char *helper;
 static const char *shim;
 static const char *softhsm;
+static const char *www;       /* the test HTTP server's document root */
 
 /* What the conversation saw. */
 struct conv_log {
@@ -271,6 +272,66 @@ dump(const struct outcome *o)
 	for (int i = 0; i < o->conv.n_err; i++)
 		fprintf(stderr, "  error: %s\n", o->conv.err[i]);
 	fprintf(stderr, "%s", o->log ? o->log : "");
+}
+
+/* Run a shell command built from a format; the test fails if it does. */
+static void shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+shell(const char *fmt, ...)
+{
+	char *cmd = NULL;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vasprintf(&cmd, fmt, ap);
+	va_end(ap);
+	assert_true(rc > 0);
+	rc = system(cmd);
+	if (rc != 0)
+		fail_msg("'%s' failed (%d)", cmd, rc);
+	free(cmd);
+}
+
+static void
+serve(const char *name, const char *crl)
+{
+	shell("cp '%s/pki/crl/%s' '%s/%s.tmp' && mv '%s/%s.tmp' '%s/%s'", fx, crl, www, name, www,
+	      name, www, name);
+}
+
+static void
+server_mode(const char *mode)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/.mode", www);
+	write_file(path, mode, 0644);
+}
+
+static int
+requests(void)
+{
+	char path[4096];
+	char *text;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/.requests", www);
+	text = slurp(path);
+	for (char *p = text; *p; p++)
+		n += *p == '\n';
+	free(text);
+	return n;
+}
+
+static void
+must_log(struct outcome *o, const char *needle)
+{
+	if (strstr(o->log, needle) == NULL) {
+		dump(o);
+		fail_msg("missing '%s' in the log", needle);
+	}
 }
 
 /* One authentication with expectations. msg: a substring of an error
@@ -759,6 +820,116 @@ test_map_rules(void **state)
 	outcome_free(&o);
 }
 
+/* ---- mapping files ------------------------------------------------- */
+
+static void
+write_map(const char *lines)
+{
+	char path[4200];
+
+	snprintf(path, sizeof(path), "%s/map.txt", work);
+	write_file(path, lines, 0600);
+}
+
+/* A mapping file with one line made from the card's certificate by the
+ * openssl CLI (not by our code): ACCOUNT KIND=$(COMMAND). */
+static void
+write_map_from_cert(const char *account, const char *kind, const char *command)
+{
+	shell("c='%s/pki/alice-fascn.crt'; printf '# generated\n%s %s=%%s\n' \"$(%s)\" > '%s/map.txt' "
+	      "&& chmod 600 '%s/map.txt'", fx, account, kind, command, work, work);
+}
+
+static void
+expect_map_file(const char *user, int want_rv, bool want_prompt, const char *msg, const char *extra)
+{
+	char conf[8400];
+	struct outcome o;
+
+	/* extra first: a "match" line must come before the "map" it restricts */
+	snprintf(conf, sizeof(conf), "%s\nmap = file:%s/map.txt", extra ? extra : "", work);
+	expect(&SETUP(.scenario = "fascn", .extra = conf), user, PIN, want_rv, want_prompt, msg, &o);
+	if (want_rv == PAM_SUCCESS && user == NULL)
+		assert_string_equal(o.user_after, "alice");
+	outcome_free(&o);
+}
+
+static void
+test_map_file_matchers(void **state)
+{
+	(void)state;
+	/* The card's UID (fascnuser) is no account: only the file maps it. */
+	write_map_from_cert("alice", "sha256",
+	                    "openssl x509 -in \"$c\" -noout -fingerprint -sha256 | cut -d= -f2");
+	expect_map_file("alice", PAM_SUCCESS, true, NULL, NULL);
+	expect_map_file(NULL, PAM_SUCCESS, true, NULL, NULL);
+	write_map_from_cert("alice", "subject",
+	                    "openssl x509 -in \"$c\" -noout -subject -nameopt RFC2253 | sed s/^subject=//");
+	expect_map_file("alice", PAM_SUCCESS, true, NULL, NULL);
+	write_map_from_cert("alice", "issuer+serial",
+	                    "echo $(openssl x509 -in \"$c\" -noout -issuer -nameopt RFC2253 | "
+	                    "sed s/^issuer=//)\\;$(openssl x509 -in \"$c\" -noout -serial | cut -d= -f2)");
+	expect_map_file("alice", PAM_SUCCESS, true, NULL, NULL);
+	write_map_from_cert("alice", "ski",
+	                    "openssl x509 -in \"$c\" -noout -ext subjectKeyIdentifier | tail -n 1 | tr -d ' '");
+	expect_map_file("alice", PAM_SUCCESS, true, NULL, NULL);
+	write_map("alice fascn=D4E739DA739CED39CE739D836858210842108421C84210C3EB\n");
+	expect_map_file("alice", PAM_SUCCESS, true, NULL, NULL);
+	expect_map_file(NULL, PAM_SUCCESS, true, NULL, NULL);
+	write_map("alice uuid=4d2b0e59-3c0a-4c2e-9d2e-0a1b2c3d4e5f\n");
+	expect_map_file("alice", PAM_SUCCESS, true, NULL, NULL);
+	/* another card's binding does not map this one */
+	write_map("alice uuid=00000000-0000-0000-0000-000000000000\n");
+	expect_map_file("alice", PAM_AUTH_ERR, false, "not mapped to alice", NULL);
+}
+
+static void
+test_map_file_decisions(void **state)
+{
+	(void)state;
+	/* two users bound to one card: a user name is needed, and decides */
+	write_map("alice fascn=D4E739DA739CED39CE739D836858210842108421C84210C3EB\n"
+	          "bob uuid=4d2b0e59-3c0a-4c2e-9d2e-0a1b2c3d4e5f\n");
+	expect_map_file(NULL, PAM_AUTH_ERR, false, "more than one account", NULL);
+	expect_map_file("bob", PAM_SUCCESS, true, NULL, NULL);
+	expect_map_file("alice", PAM_SUCCESS, true, NULL, NULL);
+	/* an account the file names that NSS does not know maps nobody */
+	write_map("nosuchuser uuid=4d2b0e59-3c0a-4c2e-9d2e-0a1b2c3d4e5f\n");
+	expect_map_file(NULL, PAM_AUTH_ERR, false, "not mapped", NULL);
+	/* a match line that excludes the card skips the file */
+	write_map("alice uuid=4d2b0e59-3c0a-4c2e-9d2e-0a1b2c3d4e5f\n");
+	expect_map_file("alice", PAM_AUTH_ERR, false, "not mapped",
+	                "match = <ISSUER>^CN=Some Other CA,.*");
+	/* a file that lists nothing falls through to the next rule */
+	write_map("# nobody yet\n");
+	{
+		struct outcome o;
+		char conf[8400];
+		snprintf(conf, sizeof(conf), "map = file:%s/map.txt\nmap = name:{subject_dn_component.uid}",
+		         work);
+		expect(&SETUP(.scenario = "p256", .extra = conf), NULL, PIN, PAM_SUCCESS, true, NULL, &o);
+		assert_string_equal(o.user_after, "alice");
+		outcome_free(&o);
+	}
+	/* a syntax error refuses the whole file, with file and line */
+	write_map("alice uuid=4d2b0e59-3c0a-4c2e-9d2e-0a1b2c3d4e5f\nbob sha265=00\n");
+	{
+		struct outcome o;
+		char conf[8400];
+		snprintf(conf, sizeof(conf), "map = file:%s/map.txt", work);
+		expect(&SETUP(.scenario = "fascn", .extra = conf), "alice", PIN, PAM_SERVICE_ERR, false,
+		       NULL, &o);
+		must_log(&o, "map.txt:2: unknown matcher");
+		outcome_free(&o);
+		/* and an unsafe one too */
+		shell("chmod 666 '%s/map.txt'", work);
+		expect(&SETUP(.scenario = "fascn", .extra = conf), "alice", PIN, PAM_SERVICE_ERR, false,
+		       NULL, &o);
+		must_log(&o, "writable by group or others");
+		outcome_free(&o);
+	}
+}
+
 static void
 test_hostile_subject_escaped(void **state)
 {
@@ -812,7 +983,8 @@ test_config_errors(void **state)
 	check_config_error("ocsp_url = https://127.0.0.1:9/", "http:// URL");
 	check_config_error("revocation = crl\ncache_dir = relative", "absolute path");
 	check_config_error("ldap_uri = ldap://127.0.0.1", "not supported");
-	check_config_error("map = file:/etc/piv-map", "not implemented");
+	check_config_error("map = file:relative/piv-map", "absolute path");
+	check_config_error("map = file:/nonexistent/piv-map", "/nonexistent/piv-map");
 	check_config_error("map = name:{no_such_template}", "libsss_certmap rejects");
 	check_config_error("match = <BOGUS>x\nmap = name:{subject_dn_component.uid}", "rejects");
 	check_config_error("token = pkcs11:token=x;pin-value=123456", "pin-value");
@@ -1011,58 +1183,6 @@ test_card_errors(void **state)
 
 /* ---- revocation with CRLs served by tests/httpd on 127.0.0.1 ------- */
 
-static const char *www;       /* the test HTTP server's document root */
-
-/* Run a shell command built from a format; the test fails if it does. */
-static void shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void
-shell(const char *fmt, ...)
-{
-	char *cmd = NULL;
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	rc = vasprintf(&cmd, fmt, ap);
-	va_end(ap);
-	assert_true(rc > 0);
-	rc = system(cmd);
-	if (rc != 0)
-		fail_msg("'%s' failed (%d)", cmd, rc);
-	free(cmd);
-}
-
-static void
-serve(const char *name, const char *crl)
-{
-	shell("cp '%s/pki/crl/%s' '%s/%s.tmp' && mv '%s/%s.tmp' '%s/%s'", fx, crl, www, name, www,
-	      name, www, name);
-}
-
-static void
-server_mode(const char *mode)
-{
-	char path[4096];
-
-	snprintf(path, sizeof(path), "%s/.mode", www);
-	write_file(path, mode, 0644);
-}
-
-static int
-requests(void)
-{
-	char path[4096];
-	char *text;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "%s/.requests", www);
-	text = slurp(path);
-	for (char *p = text; *p; p++)
-		n += *p == '\n';
-	free(text);
-	return n;
-}
 
 /* Each test starts with the good CRLs served, a working server and an
  * empty cache of its own. */
@@ -1297,15 +1417,6 @@ expect_ocsp(const char *scenario, const char *methods, const char *more, int wan
 }
 
 static void
-must_log(struct outcome *o, const char *needle)
-{
-	if (strstr(o->log, needle) == NULL) {
-		dump(o);
-		fail_msg("missing '%s' in the log", needle);
-	}
-}
-
-static void
 test_ocsp_good_and_revoked(void **state)
 {
 	struct outcome o;
@@ -1537,7 +1648,8 @@ main(void)
 		T(test_no_digsig), T(test_policy),
 		T(test_mismatched_key),
 		T(test_mapped_to_other_user), T(test_unknown_account), T(test_usernameless),
-		T(test_usernameless_ambiguous), T(test_map_rules), T(test_hostile_subject_escaped),
+		T(test_usernameless_ambiguous), T(test_map_rules), T(test_map_file_matchers),
+		T(test_map_file_decisions), T(test_hostile_subject_escaped),
 		T(test_config_errors), T(test_config_file_safety), T(test_module_arguments),
 		T(test_silent), T(test_setcred),
 		T(test_hang_slotlist), T(test_hang_initialize), T(test_hang_login), T(test_hang_sign),
