@@ -44,8 +44,10 @@ ui_log(const struct piv_ui *ui, int prio, const char *fmt, ...)
 	ui->log(ui->ud, prio, line);
 }
 
+/* Log lines from the card helper and the revocation checks; debug lines
+ * only with debug on. */
 static void
-card_log_cb(void *ud, int prio, const char *text)
+log_cb(void *ud, int prio, const char *text)
 {
 	struct auth_run *run = ud;
 
@@ -70,16 +72,6 @@ map_trace_cb(void *ud, const char *line)
 
 	if (run->conf->debug)
 		run->ui->log(run->ui->ud, LOG_DEBUG, line);
-}
-
-static void
-rev_log_cb(void *ud, int prio, const char *text)
-{
-	struct auth_run *run = ud;
-
-	if (prio == LOG_DEBUG && !run->conf->debug)
-		return;
-	run->ui->log(run->ui->ud, prio, text);
 }
 
 static bool
@@ -110,7 +102,7 @@ judge(struct auth_run *run, const struct piv_trust *trust,
 	v->status = piv_validate(run->conf, trust, c->cert.data, c->cert.len, c->extra, c->n_extra,
 	                         &v->leaf, &chain, v->why, sizeof(v->why));
 	if (v->status == PIV_OK)
-		v->status = piv_revocation_check(run->conf, trust->store, chain, rev_log_cb, run,
+		v->status = piv_revocation_check(run->conf, trust->store, chain, log_cb, run,
 		                                 v->why, sizeof(v->why));
 	sk_X509_pop_free(chain, X509_free);
 	if (v->status != PIV_OK) {
@@ -313,7 +305,7 @@ piv_authenticate(const struct piv_conf *conf, const char *user, const struct piv
 	if (st != PIV_OK)
 		goto done;
 
-	st = piv_card_open(&card, conf, card_log_cb, card_waiting_cb, &run);
+	st = piv_card_open(&card, conf, log_cb, card_waiting_cb, &run);
 	if (st != PIV_OK) {
 		snprintf(res->reason, sizeof(res->reason), "%s",
 		         st == PIV_E_NO_CARD ? card.message : "card helper failed");

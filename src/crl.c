@@ -5,6 +5,7 @@
 #include "config.h"
 #include "crl.h"
 #include "cache.h"
+#include "validate.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -142,17 +143,6 @@ key_hash(X509 *cert, uint8_t out[32])
 		return -1;
 	piv_sha256(der, (size_t)len, out);
 	OPENSSL_free(der);
-	return 0;
-}
-
-static int
-asn1_time_to_unix(const ASN1_TIME *t, int64_t *out)
-{
-	struct tm tm;
-
-	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
-		return -1;
-	*out = (int64_t)timegm(&tm);
 	return 0;
 }
 
@@ -309,8 +299,8 @@ piv_crl_build_index(const char *crl_path, X509 *issuer, const char *idx_path, ch
 	    key_hash(issuer, hdr.issuer_key) != 0)
 		goto out;
 	if (check_crl(crl, issuer, &scope, hdr.reason, sizeof(hdr.reason)) != 0 ||
-	    asn1_time_to_unix(X509_CRL_get0_lastUpdate(crl), &hdr.this_update) != 0 ||
-	    asn1_time_to_unix(X509_CRL_get0_nextUpdate(crl), &hdr.next_update) != 0)
+	    piv_asn1_time_to_unix(X509_CRL_get0_lastUpdate(crl), &hdr.this_update) != 0 ||
+	    piv_asn1_time_to_unix(X509_CRL_get0_nextUpdate(crl), &hdr.next_update) != 0)
 		goto rejected;
 	revoked = X509_CRL_get_REVOKED(crl);
 	count = (size_t)(revoked ? sk_X509_REVOKED_num(revoked) : 0);

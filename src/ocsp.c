@@ -7,6 +7,7 @@
 #include "ocsp.h"
 #include "cache.h"
 #include "util.h"
+#include "validate.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -24,17 +25,6 @@
 #define MAX_OCSP_RESPONSE (100 * 1024)
 #define CLOCK_SKEW 300
 
-static int
-asn1_time_to_unix(const ASN1_GENERALIZEDTIME *t, time_t *out)
-{
-	struct tm tm;
-
-	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
-		return -1;
-	*out = timegm(&tm);
-	return 0;
-}
-
 enum piv_rev_answer
 piv_ocsp_judge(const unsigned char *der, size_t len, X509 *cert, X509 *issuer,
                STACK_OF(X509) *chain, X509_STORE *store, void *req_ptr, time_t now,
@@ -48,6 +38,7 @@ piv_ocsp_judge(const unsigned char *der, size_t len, X509 *cert, X509 *issuer,
 	ASN1_GENERALIZEDTIME *thisupd = NULL, *nextupd = NULL, *revtime = NULL;
 	enum piv_rev_answer answer = PIV_REV_UNKNOWN;
 	int status = 0, rev_reason = 0, rc;
+	int64_t next = 0;
 
 	*next_update = 0;
 	if (len == 0 || len > MAX_OCSP_RESPONSE ||
@@ -86,7 +77,8 @@ piv_ocsp_judge(const unsigned char *der, size_t len, X509 *cert, X509 *issuer,
 		piv_fmt(reason, reason_size, "OCSP response is stale or not yet valid");
 		goto out;
 	}
-	if (nextupd != NULL && asn1_time_to_unix(nextupd, next_update) == 0 && *next_update <= now) {
+	if (nextupd != NULL && piv_asn1_time_to_unix(nextupd, &next) == 0 &&
+	    (*next_update = (time_t)next) <= now) {
 		piv_fmt(reason, reason_size, "OCSP response is stale");
 		goto out;
 	}

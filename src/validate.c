@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -311,6 +312,17 @@ out:
 	sk_X509_pop_free(untrusted, X509_free);
 	X509_free(leaf);
 	return st;
+}
+
+int
+piv_asn1_time_to_unix(const ASN1_TIME *t, int64_t *out)
+{
+	struct tm tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return -1;
+	*out = (int64_t)timegm(&tm);
+	return 0;
 }
 
 static void

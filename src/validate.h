@@ -42,6 +42,9 @@ enum piv_status piv_validate(const struct piv_conf *conf, const struct piv_trust
                              const struct piv_blob *extras, size_t n_extras,
                              X509 **leaf, STACK_OF(X509) **chain, char *why, size_t why_size);
 
+/* An ASN.1 time as seconds since the epoch. 0, or -1 if unreadable. */
+int piv_asn1_time_to_unix(const ASN1_TIME *t, int64_t *out);
+
 /* Log-safe identity of a certificate for audit lines. */
 struct piv_cert_id {
 	char sha256[100];  /* AA:BB:... */
