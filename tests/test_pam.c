@@ -814,6 +814,13 @@ test_map_rules(void **state)
 	                                           "map = name:{subject_principal.short_name}"),
 	       "alice", PIN, PAM_SUCCESS, true, NULL, &o);
 	outcome_free(&o);
+	/* Two UIDs in one DN: libsss_certmap takes the most specific (bob),
+	 * never both, never a guess between them. */
+	expect(&SETUP(.scenario = "twouid"), NULL, PIN, PAM_SUCCESS, true, NULL, &o);
+	assert_string_equal(o.user_after, "bob");
+	outcome_free(&o);
+	expect(&SETUP(.scenario = "twouid"), "alice", PIN, PAM_AUTH_ERR, false, "not mapped", &o);
+	outcome_free(&o);
 	/* Hostile subject: the CN template yields no valid account. */
 	expect(&SETUP(.scenario = "hostile", .extra = "map = name:{subject_dn_component.cn}"),
 	       NULL, PIN, PAM_AUTH_ERR, false, "not mapped", &o);
