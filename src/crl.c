@@ -349,7 +349,7 @@ piv_crl_open_index(const char *idx_path, const char *crl_path, struct piv_crl_in
 	int fd;
 
 	memset(idx, 0, sizeof(*idx));
-	if (file_identity(crl_path, id) != 0)
+	if (crl_path != NULL && file_identity(crl_path, id) != 0)
 		return -1;
 	fd = open(idx_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
 	if (fd < 0)
@@ -372,7 +372,7 @@ piv_crl_open_index(const char *idx_path, const char *crl_path, struct piv_crl_in
 	    hdr.record_size != PIV_CRL_RECORD || memcmp(check, hdr.header_hash, 32) != 0 ||
 	    hdr.count > ((uint64_t)st.st_size - sizeof(hdr)) / PIV_CRL_RECORD ||
 	    sizeof(hdr) + hdr.count * PIV_CRL_RECORD != (uint64_t)st.st_size ||
-	    memcmp(hdr.source_id, id, 32) != 0) {
+	    (crl_path != NULL && memcmp(hdr.source_id, id, 32) != 0)) {
 		munmap(map, (size_t)st.st_size);
 		return -1;
 	}
@@ -442,26 +442,22 @@ consult(const struct piv_conf *conf, const char *crl_path, X509 *cert, X509 *iss
 		piv_fmt(res->why, sizeof(res->why), "internal error");
 		return;
 	}
-	for (int attempt = 0; attempt < 2; attempt++) {
-		bool fits;
-		if (piv_crl_open_index(idx_path, crl_path, &idx) == 0) {
-			if (idx.flags & IDX_UNREADABLE)
-				break;
-			if (memcmp(idx.issuer_name, want_name, 32) != 0)
-				break; /* another issuer's CRL: nothing to do with us */
-			fits = !(idx.flags & IDX_NAME_ONLY) && memcmp(idx.issuer_key, want_key, 32) == 0;
-			if (fits)
-				break;
-			/* Names our issuer but was not checked with this key. */
-			piv_crl_close_index(&idx);
-		}
-		if (attempt > 0)
-			break;
+	if (piv_crl_open_index(idx_path, crl_path, &idx) == 0 && !(idx.flags & IDX_UNREADABLE) &&
+	    memcmp(idx.issuer_name, want_name, 32) == 0 &&
+	    ((idx.flags & IDX_NAME_ONLY) || memcmp(idx.issuer_key, want_key, 32) != 0)) {
+		/* Names our issuer but was not checked with this key: rebuild. */
+		piv_crl_close_index(&idx);
+	}
+	if (idx.map == NULL) {
 		log_to(log, ud, LOG_DEBUG, "CRL %s: verifying and indexing", crl_path);
 		if (piv_crl_build_index(crl_path, issuer, idx_path, why, sizeof(why)) != 0) {
 			piv_fmt(res->why, sizeof(res->why), "%s", why);
 			return;
 		}
+		/* Not tied to the file's identity this time: a concurrent login may
+		 * already have replaced a fetched CRL with its own copy (and index),
+		 * and every index in cache_dir was made from a verified CRL. */
+		(void)piv_crl_open_index(idx_path, NULL, &idx);
 	}
 	if (idx.map == NULL) {
 		piv_fmt(res->why, sizeof(res->why), "CRL index unusable");
@@ -471,6 +467,8 @@ consult(const struct piv_conf *conf, const char *crl_path, X509 *cert, X509 *iss
 		piv_fmt(res->why, sizeof(res->why), "%s", idx.reason);
 	} else if (memcmp(idx.issuer_name, want_name, 32) != 0) {
 		piv_fmt(res->why, sizeof(res->why), "CRL of another issuer");
+	} else if ((idx.flags & IDX_NAME_ONLY) || memcmp(idx.issuer_key, want_key, 32) != 0) {
+		piv_fmt(res->why, sizeof(res->why), "CRL not verified with this issuer's key");
 	} else if ((idx.scope & PIV_CRL_SCOPE_ONLY_USER) && is_ca) {
 		piv_fmt(res->why, sizeof(res->why), "CRL covers only end-entity certificates");
 	} else if ((idx.scope & PIV_CRL_SCOPE_ONLY_CA) && !is_ca) {

@@ -54,7 +54,8 @@ struct piv_crl_index {
 int piv_crl_build_index(const char *crl_path, X509 *issuer, const char *idx_path,
                         char *why, size_t why_size);
 /* Map and check an index; it must belong to the CRL file as it is now
- * (same identity). 0, or -1 (missing, stale, truncated or corrupt). */
+ * (same identity), unless crl_path is NULL. 0, or -1 (missing, stale,
+ * truncated or corrupt). */
 int piv_crl_open_index(const char *idx_path, const char *crl_path,
                        struct piv_crl_index *idx);
 void piv_crl_close_index(struct piv_crl_index *idx);
