@@ -691,6 +691,27 @@ bad:
 	return -1;
 }
 
+int
+piv_check_root_owned(const char *path, bool want_dir, char *why, size_t why_size)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		snprintf(why, why_size, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
+		snprintf(why, why_size, "%s: not a %s", path, want_dir ? "directory" : "regular file");
+		return -1;
+	}
+	if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		snprintf(why, why_size, "%s: must be owned by root and not writable by group or others",
+		         path);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 read_all(int fd, size_t max, char **out)
 {

@@ -84,4 +84,10 @@ void piv_conf_free(struct piv_conf *conf);
 int piv_open_trusted_file(const char *path, size_t max_size, int *fd,
                           char *why, size_t why_size);
 
+/* Trust material (anchors, intermediates, CRLs): whoever can write it can
+ * let anybody in, so it must be root's alone. Symbolic links are followed
+ * (CA bundles often are links); the file or directory they lead to must be
+ * owned by root and not writable by group or others. 0, or -1 with why. */
+int piv_check_root_owned(const char *path, bool want_dir, char *why, size_t why_size);
+
 #endif

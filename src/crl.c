@@ -577,9 +577,15 @@ piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, time_t now,
 		while (dir != NULL && (de = readdir(dir)) != NULL && n_files < MAX_CRL_FILES) {
 			if (de->d_name[0] == '.')
 				continue;
+			char why[300];
 			if ((size_t)snprintf(files[n_files], sizeof(files[0]), "%s/%s", conf->crl_dir,
-			                     de->d_name) < sizeof(files[0]))
-				n_files++;
+			                     de->d_name) >= sizeof(files[0]))
+				continue;
+			if (piv_check_root_owned(files[n_files], false, why, sizeof(why)) != 0) {
+				log_to(log, ud, LOG_WARNING, "crl_dir: skipping %s", why);
+				continue;
+			}
+			n_files++;
 		}
 		if (dir != NULL)
 			closedir(dir);

@@ -54,7 +54,13 @@ piv_revocation_check(const struct piv_conf *conf, X509_STORE *store, STACK_OF(X5
 		snprintf(why, why_size, "revocation checking is off (revocation = none)");
 		return PIV_OK;
 	}
-	if (piv_cache_dir_check(conf->cache_dir, cache_why, sizeof(cache_why)) != 0) {
+	if (piv_cache_dir_check(conf->cache_dir, cache_why, sizeof(cache_why)) != 0 ||
+	    (conf->crl_file != NULL &&
+	     piv_check_root_owned(conf->crl_file, false, cache_why, sizeof(cache_why)) != 0) ||
+	    (conf->crl_dir != NULL &&
+	     piv_check_root_owned(conf->crl_dir, true, cache_why, sizeof(cache_why)) != 0)) {
+		/* An older CRL put in place by someone else could hide a
+		 * revocation: CRL sources are trust material too. */
 		snprintf(why, why_size, "%s", cache_why);
 		return PIV_E_CONFIG;
 	}

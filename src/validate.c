@@ -57,19 +57,21 @@ load_pem_certs(const char *path, STACK_OF(X509) *into)
 enum piv_status
 piv_trust_load(const struct piv_conf *conf, struct piv_trust *trust, char *why, size_t why_size)
 {
-	struct stat st;
-
 	memset(trust, 0, sizeof(*trust));
 	trust->store = X509_STORE_new();
 	trust->intermediates = sk_X509_new_null();
 	if (trust->store == NULL || trust->intermediates == NULL)
 		goto oom;
+	if ((conf->ca_file != NULL && piv_check_root_owned(conf->ca_file, false, why, why_size) != 0) ||
+	    (conf->ca_dir != NULL && piv_check_root_owned(conf->ca_dir, true, why, why_size) != 0) ||
+	    (conf->intermediates != NULL &&
+	     piv_check_root_owned(conf->intermediates, false, why, why_size) != 0))
+		goto config;
 	if (conf->ca_file != NULL && X509_STORE_load_file(trust->store, conf->ca_file) != 1) {
 		piv_fmt(why, why_size, "ca_file %s: cannot load trust anchors", conf->ca_file);
 		goto config;
 	}
-	if (conf->ca_dir != NULL && (stat(conf->ca_dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
-	                             X509_STORE_load_path(trust->store, conf->ca_dir) != 1)) {
+	if (conf->ca_dir != NULL && X509_STORE_load_path(trust->store, conf->ca_dir) != 1) {
 		piv_fmt(why, why_size, "ca_dir %s: cannot use as a hashed certificate directory",
 		        conf->ca_dir);
 		goto config;

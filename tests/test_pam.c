@@ -996,10 +996,16 @@ test_config_errors(void **state)
 	check_config_error("match = <BOGUS>x\nmap = name:{subject_dn_component.uid}", "rejects");
 	check_config_error("token = pkcs11:token=x;pin-value=123456", "pin-value");
 	check_config_error("require_eku = notAnEku", "EKU");
-	check_config_error("ca_file = /nonexistent/ca.pem", "cannot load trust anchors");
+	check_config_error("ca_file = /nonexistent/ca.pem", "/nonexistent/ca.pem: No such file");
+	{
+		/* a file that is no PEM at all */
+		char more[4200];
+		snprintf(more, sizeof(more), "ca_file = %s/passwd", fx);
+		check_config_error(more, "cannot load trust anchors");
+	}
 	check_config_error("debug = maybe", "yes or no");
 	check_config_error("this line has no equals sign", "expected 'key = value'");
-	check_config_error("ca_dir = /nonexistent/ca.d", "cannot use as a hashed certificate directory");
+	check_config_error("ca_dir = /nonexistent/ca.d", "/nonexistent/ca.d: No such file");
 	/* an installation error, not "no card" */
 	check_config_error("helper = /nonexistent/pam_piv_helper", "card helper /nonexistent");
 }
@@ -1628,6 +1634,39 @@ test_revocation_default(void **state)
 	outcome_free(&o);
 }
 
+/* Trust material others could write is refused: a rogue anchor, or an
+ * older CRL put in place, would let somebody in. */
+static void
+test_unsafe_trust_files(void **state)
+{
+	char more[8400], path[4200];
+	struct outcome o;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/anchor.pem", work);
+	shell("cp '%s/pki/ca/root.pem' '%s' && chmod 664 '%s'", fx, path, path);
+	snprintf(more, sizeof(more), "ca_file = %s", path);
+	expect(&SETUP(.scenario = "p256", .extra = more), "alice", PIN, PAM_SERVICE_ERR, false, NULL,
+	       &o);
+	must_log(&o, "must be owned by root and not writable by group or others");
+	outcome_free(&o);
+	snprintf(path, sizeof(path), "%s/local.crl", work);
+	shell("cp '%s/pki/crl/inter.crl' '%s' && chown 65534 '%s'", fx, path, path);
+	snprintf(more, sizeof(more), "crl_file = %s", path);
+	expect_crl("p256", more, "alice", PAM_SERVICE_ERR, false, NULL, &o);
+	must_log(&o, "must be owned by root");
+	outcome_free(&o);
+	/* inside a safe crl_dir, a file someone else owns is skipped */
+	shell("rm -rf '%s/crl.u' && mkdir '%s/crl.u' && cp '%s/pki/crl/inter.crl' "
+	      "'%s/pki/crl/root.crl' '%s/crl.u/' && chown 65534 '%s/crl.u/inter.crl'",
+	      work, work, fx, fx, work, work);
+	snprintf(more, sizeof(more), "crl_fetch = no\ncrl_dir = %s/crl.u", work);
+	expect_crl("revoked", more, "alice", PAM_AUTH_ERR, false, "revocation status unavailable",
+	           &o);
+	must_log(&o, "crl_dir: skipping");
+	outcome_free(&o);
+}
+
 static void
 test_crl_unsafe_cache_dir(void **state)
 {
@@ -1671,7 +1710,7 @@ main(void)
 		R(test_crl_fetched_and_cached), R(test_crl_revoked), R(test_crl_intermediate_revoked),
 		R(test_crl_local), R(test_crl_server_down), R(test_crl_server_hangs),
 		R(test_crl_bad_answers), R(test_crl_refetched_when_stale), R(test_crl_cache_damaged),
-		R(test_crl_unsafe_cache_dir), R(test_revocation_default),
+		R(test_crl_unsafe_cache_dir), R(test_unsafe_trust_files), R(test_revocation_default),
 		R(test_ocsp_good_and_revoked), R(test_ocsp_cached), R(test_ocsp_responder_down),
 		R(test_ocsp_responder_hangs), R(test_ocsp_bad_answers), R(test_concurrent_logins),
 #undef R
