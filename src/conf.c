@@ -481,14 +481,13 @@ skip_file_key(int argc, const char **argv, const char *key)
 }
 
 static int
-finish_rules(struct loader *ld, const char *where)
+finish_rules(struct loader *ld)
 {
 	if (ld->pending_match != NULL) {
 		struct item it = { "match", ld->pending_match, ld->pending_origin, ld->pending_line };
 		fail(ld, &it, "'match' is not followed by a 'map' line");
 		return -1;
 	}
-	(void)where;
 	return 0;
 }
 
@@ -535,7 +534,7 @@ parse_text(struct loader *ld, const char *name, char *text, int argc, const char
 		if (apply(ld, &it) != 0)
 			return -1;
 	}
-	return finish_rules(ld, name);
+	return finish_rules(ld);
 }
 
 static int
@@ -569,7 +568,7 @@ apply_args(struct loader *ld, int argc, const char **argv)
 		if (apply(ld, &it) != 0)
 			return -1;
 	}
-	return finish_rules(ld, NULL);
+	return finish_rules(ld);
 }
 
 static int
