@@ -97,8 +97,10 @@ judge(struct auth_run *run, const struct piv_trust *trust,
 	struct piv_accounts acc;
 	const char *chosen = NULL;
 	STACK_OF(X509) *chain = NULL;
+	struct piv_sigpipe_guard guard;
 
 	memset(v, 0, sizeof(*v));
+	piv_sigpipe_block(&guard);
 	v->status = piv_validate(run->conf, trust, c->cert.data, c->cert.len, c->extra, c->n_extra,
 	                         &v->leaf, &chain, v->why, sizeof(v->why));
 	if (v->status == PIV_OK)
@@ -106,23 +108,28 @@ judge(struct auth_run *run, const struct piv_trust *trust,
 		                                 v->why, sizeof(v->why));
 	sk_X509_pop_free(chain, X509_free);
 	if (v->status != PIV_OK) {
+		piv_sigpipe_restore(&guard);
 		X509_free(v->leaf);
 		v->leaf = NULL;
 		return;
 	}
+	v->why[0] = '\0';
 	v->status = piv_map_cert(run->conf, c->cert.data, c->cert.len, exists_cb, map_trace_cb, run,
 	                         &acc, v->why, sizeof(v->why));
+	piv_sigpipe_restore(&guard);
 	if (v->status == PIV_OK)
 		v->status = piv_map_decide(&acc, user, &chosen);
 	if (v->status == PIV_OK) {
 		snprintf(v->account, sizeof(v->account), "%s", chosen);
 		snprintf(v->why, sizeof(v->why), "mapped to '%s' by rule %zu", chosen, acc.rule + 1);
+	} else if (v->why[0] != '\0' && acc.n == 0) {
+		/* the mapping said why: a directory, a file, a refused name */
 	} else if (v->status == PIV_E_AMBIGUOUS) {
 		snprintf(v->why, sizeof(v->why), "certificate maps to %zu accounts", acc.n);
 	} else if (v->status == PIV_E_NOT_MAPPED) {
 		snprintf(v->why, sizeof(v->why), acc.n ? "certificate maps to other account(s)"
 		                                      : "no mapping rule yields an existing account");
-	} else if (v->status != PIV_E_CONFIG) {
+	} else {
 		snprintf(v->why, sizeof(v->why), "mapping failed");
 	}
 	piv_accounts_free(&acc);

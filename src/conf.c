@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <ldap.h>
 #include <openssl/objects.h>
 #include <p11-kit/uri.h>
 #include <sss_certmap.h>
@@ -34,7 +35,9 @@ enum key_kind {
 	K_REVOCATION,
 	K_FAIL_POLICY,
 	K_URL,        /* http:// URL */
-	K_LATER,      /* a documented key whose feature this version lacks */
+	K_LDAP_URI,   /* one ldap://, ldaps:// or ldapi:// URI */
+	K_DN,         /* an LDAP distinguished name */
+	K_ATTR,       /* an LDAP attribute description */
 };
 
 struct key_def {
@@ -42,45 +45,43 @@ struct key_def {
 	enum key_kind kind;
 	size_t offset;
 	unsigned min, max;
-	const char *later_why;
 };
 
 #define OFF(field) offsetof(struct piv_conf, field)
-#define LDAP_LATER "LDAP mapping is not implemented in this version"
 
 static const struct key_def key_defs[] = {
-	{ "pkcs11_module", K_STRING, OFF(pkcs11_module), 0, 0, NULL },
-	{ "token", K_TOKEN_URI, OFF(token_uri), 0, 0, NULL },
-	{ "cert", K_CERT_URI, OFF(cert_uri), 0, 0, NULL },
-	{ "card_wait", K_UINT, OFF(card_wait), 0, 3600, NULL },
-	{ "card_timeout", K_UINT, OFF(card_timeout), 1, 3600, NULL },
-	{ "net_timeout", K_UINT, OFF(net_timeout), 1, 300, NULL },
-	{ "ca_file", K_PATH, OFF(ca_file), 0, 0, NULL },
-	{ "ca_dir", K_PATH, OFF(ca_dir), 0, 0, NULL },
-	{ "intermediates", K_PATH, OFF(intermediates), 0, 0, NULL },
-	{ "require_eku", K_EKU_LIST, OFF(require_eku), 0, 0, NULL },
-	{ "require_policy", K_POLICY_LIST, OFF(require_policy), 0, 0, NULL },
-	{ "revocation", K_REVOCATION, 0, 0, 0, NULL },
-	{ "revocation_fail", K_FAIL_POLICY, OFF(revocation_fail_open), 0, 0, NULL },
-	{ "crl_file", K_PATH, OFF(crl_file), 0, 0, NULL },
-	{ "crl_dir", K_PATH, OFF(crl_dir), 0, 0, NULL },
-	{ "crl_fetch", K_BOOL, OFF(crl_fetch), 0, 0, NULL },
-	{ "ocsp_url", K_URL, OFF(ocsp_url), 0, 0, NULL },
-	{ "cache_dir", K_PATH, OFF(cache_dir), 0, 0, NULL },
-	{ "match", K_MATCH, 0, 0, 0, NULL },
-	{ "map", K_MAP, 0, 0, 0, NULL },
-	{ "ldap_uri", K_LATER, 0, 0, 0, LDAP_LATER },
-	{ "ldap_base", K_LATER, 0, 0, 0, LDAP_LATER },
-	{ "ldap_user_attr", K_LATER, 0, 0, 0, LDAP_LATER },
-	{ "ldap_bind_dn", K_LATER, 0, 0, 0, LDAP_LATER },
-	{ "ldap_bind_pw_file", K_LATER, 0, 0, 0, LDAP_LATER },
-	{ "ldap_starttls", K_LATER, 0, 0, 0, LDAP_LATER },
-	{ "ldap_ca_file", K_LATER, 0, 0, 0, LDAP_LATER },
-	{ "card_only", K_BOOL, OFF(card_only), 0, 0, NULL },
-	{ "fail_delay", K_UINT, OFF(fail_delay), 0, 60000, NULL },
-	{ "debug", K_BOOL, OFF(debug), 0, 0, NULL },
-	{ "helper", K_PATH, OFF(helper), 0, 0, NULL },
-	{ "helper_env", K_ENV_LIST, OFF(helper_env), 0, 0, NULL },
+	{ "pkcs11_module", K_STRING, OFF(pkcs11_module), 0, 0 },
+	{ "token", K_TOKEN_URI, OFF(token_uri), 0, 0 },
+	{ "cert", K_CERT_URI, OFF(cert_uri), 0, 0 },
+	{ "card_wait", K_UINT, OFF(card_wait), 0, 3600 },
+	{ "card_timeout", K_UINT, OFF(card_timeout), 1, 3600 },
+	{ "net_timeout", K_UINT, OFF(net_timeout), 1, 300 },
+	{ "ca_file", K_PATH, OFF(ca_file), 0, 0 },
+	{ "ca_dir", K_PATH, OFF(ca_dir), 0, 0 },
+	{ "intermediates", K_PATH, OFF(intermediates), 0, 0 },
+	{ "require_eku", K_EKU_LIST, OFF(require_eku), 0, 0 },
+	{ "require_policy", K_POLICY_LIST, OFF(require_policy), 0, 0 },
+	{ "revocation", K_REVOCATION, 0, 0, 0 },
+	{ "revocation_fail", K_FAIL_POLICY, OFF(revocation_fail_open), 0, 0 },
+	{ "crl_file", K_PATH, OFF(crl_file), 0, 0 },
+	{ "crl_dir", K_PATH, OFF(crl_dir), 0, 0 },
+	{ "crl_fetch", K_BOOL, OFF(crl_fetch), 0, 0 },
+	{ "ocsp_url", K_URL, OFF(ocsp_url), 0, 0 },
+	{ "cache_dir", K_PATH, OFF(cache_dir), 0, 0 },
+	{ "match", K_MATCH, 0, 0, 0 },
+	{ "map", K_MAP, 0, 0, 0 },
+	{ "ldap_uri", K_LDAP_URI, OFF(ldap_uri), 0, 0 },
+	{ "ldap_base", K_DN, OFF(ldap_base), 0, 0 },
+	{ "ldap_user_attr", K_ATTR, OFF(ldap_user_attr), 0, 0 },
+	{ "ldap_bind_dn", K_DN, OFF(ldap_bind_dn), 0, 0 },
+	{ "ldap_bind_pw_file", K_PATH, OFF(ldap_bind_pw_file), 0, 0 },
+	{ "ldap_starttls", K_BOOL, OFF(ldap_starttls), 0, 0 },
+	{ "ldap_ca_file", K_PATH, OFF(ldap_ca_file), 0, 0 },
+	{ "card_only", K_BOOL, OFF(card_only), 0, 0 },
+	{ "fail_delay", K_UINT, OFF(fail_delay), 0, 60000 },
+	{ "debug", K_BOOL, OFF(debug), 0, 0 },
+	{ "helper", K_PATH, OFF(helper), 0, 0 },
+	{ "helper_env", K_ENV_LIST, OFF(helper_env), 0, 0 },
 };
 
 /* PIV Card Authentication: its key signs without a PIN, so it never logs
@@ -242,6 +243,109 @@ check_oid(struct loader *ld, const struct item *it, bool numeric_only)
 	return ret;
 }
 
+/* An attribute description as RFC 4512 has it: a name (letter, then
+ * letters, digits, hyphens) or a numeric OID; no options. */
+static bool
+valid_attr_name(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > 64)
+		return false;
+	if (isalpha((unsigned char)s[0])) {
+		for (size_t i = 1; i < len; i++)
+			if (!isalnum((unsigned char)s[i]) && s[i] != '-')
+				return false;
+		return true;
+	}
+	for (size_t i = 0; i < len; i++)
+		if (!isdigit((unsigned char)s[i]) && !(s[i] == '.' && i > 0 && s[i - 1] != '.'))
+			return false;
+	return s[len - 1] != '.';
+}
+
+/* One directory: ldap://HOST[:PORT], ldaps://… or ldapi://SOCKET, with no
+ * DN, attributes or filter, and no list of several (each further server
+ * would add its own net_timeout). */
+static int
+check_ldap_uri(struct loader *ld, const struct item *it)
+{
+	LDAPURLDesc *lud = NULL;
+	int ret = 0;
+
+	if (strpbrk(it->value, " \t,") != NULL)
+		return fail(ld, it, "'ldap_uri' takes one URI");
+	if (strncmp(it->value, "ldap://", 7) != 0 && strncmp(it->value, "ldaps://", 8) != 0 &&
+	    strncmp(it->value, "ldapi://", 8) != 0)
+		return fail(ld, it, "'ldap_uri' must be ldap://, ldaps:// or ldapi://");
+	if (ldap_url_parse(it->value, &lud) != LDAP_URL_SUCCESS)
+		return fail(ld, it, "'ldap_uri' is not an LDAP URI");
+	if ((lud->lud_dn != NULL && lud->lud_dn[0] != '\0') || lud->lud_attrs != NULL ||
+	         lud->lud_filter != NULL || lud->lud_exts != NULL)
+		ret = fail(ld, it, "'ldap_uri' takes no DN, attributes or filter: use ldap_base");
+	else if (strcmp(lud->lud_scheme, "ldapi") != 0 && (lud->lud_host == NULL || lud->lud_host[0] == '\0'))
+		ret = fail(ld, it, "'ldap_uri' needs a host");
+	ldap_free_urldesc(lud);
+	return ret;
+}
+
+/* A plain ldap:// answer can be forged by anybody on the path, and a
+ * forged answer chooses the account: only loopback may go without TLS. */
+static bool
+ldap_uri_is_plain_remote(const char *uri)
+{
+	LDAPURLDesc *lud = NULL;
+	bool remote = true;
+
+	if (ldap_url_parse(uri, &lud) != LDAP_URL_SUCCESS)
+		return true;
+	if (strcmp(lud->lud_scheme, "ldap") != 0)
+		remote = false;
+	else if (lud->lud_host != NULL &&
+	         (strcmp(lud->lud_host, "127.0.0.1") == 0 || strcmp(lud->lud_host, "::1") == 0 ||
+	          strcmp(lud->lud_host, "localhost") == 0))
+		remote = false;
+	ldap_free_urldesc(lud);
+	return remote;
+}
+
+static const char *
+ldap_scheme(const char *uri)
+{
+	if (strncmp(uri, "ldaps:", 6) == 0)
+		return "ldaps";
+	if (strncmp(uri, "ldapi:", 6) == 0)
+		return "ldapi";
+	return "ldap";
+}
+
+/* The directory settings fit together (checked once everything is read). */
+static int
+check_ldap_settings(struct loader *ld, const char *where)
+{
+	const struct piv_conf *conf = ld->conf;
+	bool used = false;
+
+	for (size_t i = 0; i < conf->n_rules; i++)
+		used = used || strncmp(conf->rules[i].map, "ldap:", 5) == 0;
+	if (used && (conf->ldap_uri == NULL || conf->ldap_base == NULL))
+		return fail(ld, NULL, "%s: an ldap: mapping rule needs ldap_uri and ldap_base", where);
+	if (conf->ldap_uri == NULL)
+		return 0;
+	if (conf->ldap_starttls && strcmp(ldap_scheme(conf->ldap_uri), "ldap") != 0)
+		return fail(ld, NULL, "%s: ldap_starttls is only for ldap:// URIs", where);
+	if ((conf->ldap_starttls || strcmp(ldap_scheme(conf->ldap_uri), "ldaps") == 0) &&
+	    conf->ldap_ca_file == NULL)
+		return fail(ld, NULL, "%s: TLS to the directory needs ldap_ca_file (the CA that "
+		            "issued the directory server's certificate)", where);
+	if (!conf->ldap_starttls && ldap_uri_is_plain_remote(conf->ldap_uri))
+		return fail(ld, NULL, "%s: ldap_uri: plain ldap:// to another host can be forged "
+		            "on the network; use ldaps://, ldap_starttls = yes, or ldapi://", where);
+	if ((conf->ldap_bind_dn == NULL) != (conf->ldap_bind_pw_file == NULL))
+		return fail(ld, NULL, "%s: ldap_bind_dn and ldap_bind_pw_file go together", where);
+	return 0;
+}
+
 /* Ask libsss_certmap whether it accepts the rule, so a typo is reported at
  * configuration time with file and line, not at the first login. */
 static int
@@ -266,7 +370,21 @@ check_rule(struct loader *ld, const struct item *it, const char *match, const ch
 		if (map_rule == NULL)
 			return fail(ld, it, "out of memory");
 	} else if (strncmp(map, "ldap:", 5) == 0) {
-		return fail(ld, it, LDAP_LATER);
+		/* An sss-certmap mapping rule that expands to one LDAP filter. */
+		const char *body = map + 5;
+		size_t blen;
+		if (strncmp(body, "LDAPU1:", 7) == 0)
+			body += 7;
+		else if (strncmp(body, "LDAP:", 5) == 0)
+			body += 5;
+		else
+			return fail(ld, it, "'ldap:' takes an sss-certmap mapping rule that starts with "
+			            "LDAPU1: or LDAP:, e.g. ldap:LDAPU1:(userCertificate;binary={cert!bin})");
+		blen = strlen(body);
+		if (blen < 3 || body[0] != '(' || body[blen - 1] != ')')
+			return fail(ld, it, "the 'ldap:' mapping rule must be one parenthesized LDAP filter");
+		if ((map_rule = strdup(map + 5)) == NULL)
+			return fail(ld, it, "out of memory");
 	} else {
 		return fail(ld, it, "unknown mapping rule kind (expected name:, file: or ldap:)");
 	}
@@ -424,8 +542,22 @@ apply(struct loader *ld, const struct item *it)
 		else
 			return fail(ld, it, "'revocation_fail' takes closed or open");
 		return 0;
-	case K_LATER:
-		return fail(ld, it, "'%s' is not supported: %s", it->key, def->later_why);
+	case K_LDAP_URI:
+		if (check_ldap_uri(ld, it) != 0)
+			return -1;
+		break;
+	case K_DN: {
+		LDAPDN dn = NULL;
+		int rc = ldap_str2dn(it->value, &dn, LDAP_DN_FORMAT_LDAPV3);
+		ldap_dnfree(dn);
+		if (rc != LDAP_SUCCESS)
+			return fail(ld, it, "'%s' is not a distinguished name", it->key);
+		break;
+	}
+	case K_ATTR:
+		if (!valid_attr_name(it->value))
+			return fail(ld, it, "'%s' is not an LDAP attribute name", it->key);
+		break;
 	}
 	return set_string(field, it->value) == 0 ? 0 : fail(ld, it, "out of memory");
 }
@@ -586,7 +718,8 @@ set_defaults(struct piv_conf *conf)
 	if ((conf->pkcs11_module = strdup("p11-kit")) == NULL ||
 	    (conf->cert_uri = strdup(PIV_DEFAULT_CERT_URI)) == NULL ||
 	    (conf->helper = strdup(PIV_HELPER_PATH)) == NULL ||
-	    (conf->cache_dir = strdup(PIV_DEFAULT_CACHE_DIR)) == NULL)
+	    (conf->cache_dir = strdup(PIV_DEFAULT_CACHE_DIR)) == NULL ||
+	    (conf->ldap_user_attr = strdup("uid")) == NULL)
 		return -1;
 	return 0;
 }
@@ -607,7 +740,7 @@ finish(struct loader *ld, const char *name)
 		if (add_rule(ld, &it) != 0)
 			return -1;
 	}
-	return 0;
+	return check_ldap_settings(ld, where);
 }
 
 static int
@@ -812,5 +945,11 @@ piv_conf_free(struct piv_conf *conf)
 	free(conf->rules);
 	free(conf->helper);
 	strlist_free(&conf->helper_env);
+	free(conf->ldap_uri);
+	free(conf->ldap_base);
+	free(conf->ldap_user_attr);
+	free(conf->ldap_bind_dn);
+	free(conf->ldap_bind_pw_file);
+	free(conf->ldap_ca_file);
 	memset(conf, 0, sizeof(*conf));
 }

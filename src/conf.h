@@ -55,6 +55,13 @@ struct piv_conf {
 	unsigned fail_delay;   /* milliseconds, pam_fail_delay on failure */
 	bool card_only;
 	bool debug;
+	char *ldap_uri;          /* one ldap://, ldaps:// or ldapi:// URI */
+	char *ldap_base;
+	char *ldap_user_attr;    /* the account name attribute, default uid */
+	char *ldap_bind_dn;      /* NULL: anonymous */
+	char *ldap_bind_pw_file;
+	bool ldap_starttls;
+	char *ldap_ca_file;      /* CA of the directory server's certificate */
 	char *helper;                /* card helper program */
 	struct piv_strlist helper_env; /* NAME=VALUE given to the helper */
 };

@@ -36,6 +36,8 @@ static const struct {
 	[PIV_E_NOT_MAPPED] = { "not-mapped", PAM_AUTH_ERR, "certificate is not mapped to USER" },
 	[PIV_E_AMBIGUOUS] = { "ambiguous", PAM_AUTH_ERR,
 		"certificate maps to more than one account: enter a user name" },
+	[PIV_E_DIRECTORY] = { "directory-unavailable", PAM_AUTHINFO_UNAVAIL,
+		"account directory unavailable" },
 	[PIV_E_PIN_WRONG] = { "pin-wrong", PAM_AUTH_ERR, "Wrong PIN" },
 	[PIV_E_PIN_LOCKED] = { "pin-locked", PAM_MAXTRIES, "PIN is locked" },
 	[PIV_E_NO_KEY] = { "no-key", PAM_AUTH_ERR, NULL },

@@ -22,6 +22,7 @@ enum piv_status {
 	PIV_E_REVOCATION_UNKNOWN,
 	PIV_E_NOT_MAPPED,         /* maps to no account or to another one */
 	PIV_E_AMBIGUOUS,          /* username-less login, several accounts */
+	PIV_E_DIRECTORY,          /* the LDAP directory could not answer */
 	PIV_E_PIN_WRONG,
 	PIV_E_PIN_LOCKED,
 	PIV_E_NO_KEY,             /* no private key for the certificate */

@@ -4,6 +4,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,4 +133,36 @@ piv_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 		return -1;
 	*out = (unsigned)v;
 	return 0;
+}
+
+void
+piv_sigpipe_block(struct piv_sigpipe_guard *g)
+{
+	sigset_t pipe_set, pending;
+
+	memset(g, 0, sizeof(*g));
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigemptyset(&pending);
+	g->was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+	g->active = pthread_sigmask(SIG_BLOCK, &pipe_set, &g->old) == 0;
+}
+
+void
+piv_sigpipe_restore(struct piv_sigpipe_guard *g)
+{
+	sigset_t pipe_set, pending;
+	const struct timespec zero = { 0, 0 };
+
+	if (!g->active)
+		return;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigemptyset(&pending);
+	/* A SIGPIPE pending before we started was not ours to take. */
+	if (!g->was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1)
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+			;
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+	g->active = false;
 }

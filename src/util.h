@@ -4,6 +4,8 @@
 #ifndef PIV_UTIL_H
 #define PIV_UTIL_H
 
+#include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +32,19 @@ char *piv_hex(const uint8_t *in, size_t len, char sep, char *out, size_t out_siz
 /* snprintf that may truncate, with the format checked by the compiler. */
 void piv_fmt(char *out, size_t out_size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* Network code in the PAM process (revocation, LDAP) writes to sockets
+ * that the peer may close; the libraries write without MSG_NOSIGNAL, and
+ * the application's SIGPIPE disposition is not ours to change. Block it
+ * around such work; restoring discards a SIGPIPE raised meanwhile (this
+ * thread's) and puts the mask back. */
+struct piv_sigpipe_guard {
+	sigset_t old;
+	bool was_pending;
+	bool active;
+};
+void piv_sigpipe_block(struct piv_sigpipe_guard *g);
+void piv_sigpipe_restore(struct piv_sigpipe_guard *g);
 
 /* Milliseconds on the monotonic clock. */
 int64_t piv_now_ms(void);

@@ -6,8 +6,8 @@ set -eu
 
 PACKAGES="build-essential autoconf automake libtool pkg-config openssl
 libssl-dev libp11-kit-dev p11-kit libpam0g-dev libsss-certmap-dev libtalloc-dev
-libcmocka-dev libpamtest0-dev libpam-wrapper libnss-wrapper
-softhsm2 opensc pamtester faketime iproute2 util-linux"
+libcmocka-dev libpamtest0-dev libpam-wrapper libnss-wrapper libldap-dev
+softhsm2 opensc pamtester faketime iproute2 util-linux slapd ldap-utils"
 
 missing=""
 for p in $PACKAGES; do
@@ -24,5 +24,20 @@ fi
 echo "install-deps: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >/dev/null
+# slapd is only for the tests, which start their own on loopback in a
+# private network namespace: the package must neither create a directory
+# nor start the system's slapd. A policy-rc.d of our own (101: "action
+# forbidden") keeps the service down while installing, and goes again.
+echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
+policy=/usr/sbin/policy-rc.d
+own_policy=
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' > "$policy"
+	chmod 755 "$policy"
+	own_policy=1
+fi
+rc=0
 # shellcheck disable=SC2086
-apt-get install -y -q --no-install-recommends $missing >/dev/null
+apt-get install -y -q --no-install-recommends $missing >/dev/null || rc=$?
+[ -z "$own_policy" ] || rm -f "$policy"
+exit "$rc"

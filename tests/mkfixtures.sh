@@ -23,12 +23,14 @@ cat > "$OUT/passwd" <<'EOF'
 root:x:0:0:root:/nonexistent/root:/bin/false
 alice:x:1001:1001:Alice Example:/nonexistent/alice:/bin/false
 bob:x:1002:1002:Bob Example:/nonexistent/bob:/bin/false
+erin:x:1006:1006:Erin Example:/nonexistent/erin:/bin/false
 nobody:x:65534:65534:nobody:/nonexistent/nobody:/bin/false
 EOF
 cat > "$OUT/group" <<'EOF'
 root:x:0:
 alice:x:1001:
 bob:x:1002:
+erin:x:1006:
 nogroup:x:65534:
 EOF
 
@@ -54,7 +56,7 @@ scenario() {
 	rsa3072|rsa4096|p256|p384|expired|notyet|untrusted|wrongeku|cardauth|cardauth-policy|nodigsig)
 		card "$1" "alice-$1" ;;
 	bob|carol) card "$1" "$1-p256" ;;
-	twouid|hostile) card "$1" "$1" ;;
+	twouid|hostile|inject|upn-nul|upn-badutf8) card "$1" "$1" ;;
 	fascn) card fascn alice-fascn ;;
 	mismatch)
 		mktoken "$TOK/mismatch" mismatch --cert "$PKI/alice-p256.der" \
@@ -76,7 +78,7 @@ scenario() {
 
 SCENARIOS="rsa2048 rsa3072 rsa4096 p256 p384 bob carol expired notyet untrusted
 	wrongeku cardauth cardauth-policy nodigsig twouid hostile mismatch nokey
-	alwaysauth two mixed empty revoked inter2 fascn"
+	alwaysauth two mixed empty revoked inter2 fascn inject upn-nul upn-badutf8"
 
 PIDS=
 for s in $SCENARIOS; do

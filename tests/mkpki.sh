@@ -174,7 +174,8 @@ bg_genkey "$OUT/alice-rsa4096" rsa4096
 bg_genkey "$OUT/alice-p384" p384
 for n in alice-p256 bob-p256 carol-p256 alice-expired alice-notyet \
 	alice-untrusted alice-wrongeku alice-cardauth alice-cardauth-policy \
-	alice-nodigsig twouid hostile alice-revoked alice-inter2 ocsp-signer alice-fascn; do
+	alice-nodigsig twouid hostile alice-revoked alice-inter2 ocsp-signer alice-fascn \
+	inject upn-nul upn-badutf8; do
 	bg_genkey "$OUT/$n" p256
 done
 
@@ -297,6 +298,19 @@ SAN="@piv_san" EXTRA="[ piv_san ]
 otherName.1 = 2.16.840.1.101.3.6.6;FORMAT:HEX,OCTETSTRING:D4E739DA739CED39CE739D836858210842108421C84210C3EB
 URI.1 = urn:uuid:4D2B0E59-3C0A-4C2E-9D2E-0A1B2C3D4E5F" \
 	leaf alice-fascn fascnuser "Alice Card"
+# A CN that is an LDAP filter fragment: unescaped in a filter such as
+# (&(objectClass=posixAccount)(cn={subject_dn_component.cn})) it would
+# match every entry.
+SUBJ="/C=US/O=PIV Test/OU=People/UID=mallory/CN=*)(uid=*" leaf inject mallory "unused"
+# UPNs a C string reads differently, issued with a placeholder byte that
+# is patched (and the certificate signed again) further down, since no
+# openssl command writes a NUL or a non-UTF-8 byte into a UTF8String:
+# upn-nul: "alice" NUL "@evil.example" (a truncating reader sees alice);
+# upn-badutf8: "alice" 0xFF "@EXAMPLE.TEST" (not UTF-8).
+SAN="otherName:1.3.6.1.4.1.311.20.2.3;UTF8:aliceX@evil.example" \
+	leaf upn-nul mallory "Mallory Example"
+SAN="otherName:1.3.6.1.4.1.311.20.2.3;UTF8:aliceY@EXAMPLE.TEST" \
+	leaf upn-badutf8 mallory "Mallory Example"
 # the issuing CA's delegated OCSP responder (id-kp-OCSPSigning)
 EKU=OCSPSigning SAN="DNS:ocsp.example.test" SUBJ="/C=US/O=PIV Test/CN=PIV Test OCSP Responder" \
 	leaf ocsp-signer ocsp "unused"
@@ -451,11 +465,65 @@ dd if=/dev/zero bs=2000 count=1 2>/dev/null |
 	ossl enc -aes-128-ctr -nosalt -K 7069762d746573742d67617262616765 \
 		-iv 00000000000000000000000000000000 -out "$CRL/garbage.crl"
 
-# ---- self-checks: fail loudly if the PKI is not what the tests expect
+# patch_cert NAME FROM TO: replace the hex byte sequence FROM (unique, same
+# length as TO) in NAME's TBSCertificate and sign it again with inter's key
 hexof() { od -An -tx1 -v "$1" | tr -s ' \n' '  '; }
+unhex() { for h in $1; do byte $((0x$h)); done; }
+patch_cert() {
+	f=$OUT/$1.der t=$CONF/patch
+	ossl asn1parse -inform DER -in "$f" -out /dev/null
+	# shellcheck disable=SC2046
+	set -- "$@" $(awk '
+		{
+			off = $1; sub(/:.*/, "", off)
+			match($0, /d=[0-9]+/); d = substr($0, RSTART + 2, RLENGTH - 2)
+			match($0, /hl=[0-9]+/); hl = substr($0, RSTART + 3, RLENGTH - 3)
+			match($0, / l= *[0-9]+/); l = substr($0, RSTART + 3, RLENGTH - 3) + 0
+		}
+		d == 1 && ++n1 <= 2 { printf "%s %s ", off, hl + l }' "$LOG")
+	[ $# -eq 7 ] || die "unexpected structure of $f"
+	bytes "$f" "$4" "$5" > "$t.tbs0"
+	case $(hexof "$t.tbs0") in
+	*" $2 "*) ;;
+	*) die "$f: no $2 to patch" ;;
+	esac
+	unhex "$(hexof "$t.tbs0" | sed "s/ $2 / $3 /")" > "$t.tbs"
+	[ "$(fsize "$t.tbs")" -eq "$5" ] || die "$f: patching changed the length"
+	ossl dgst -sha256 -sign "$CA/inter.key" -out "$t.sig" "$t.tbs"
+	bytes "$f" "$6" "$7" > "$t.alg"
+	siglen=$(fsize "$t.sig")
+	{ printf '\003'; derlen $((siglen + 1)); printf '\000'; cat "$t.sig"; } > "$t.bits"
+	{
+		printf '\060'
+		derlen $(($5 + $7 + $(fsize "$t.bits")))
+		cat "$t.tbs" "$t.alg" "$t.bits"
+	} > "$f"
+	ossl x509 -inform DER -in "$f" -out "$OUT/$1.crt"
+	rm -f "$t".*
+}
+patch_cert upn-nul "61 6c 69 63 65 58 40" "61 6c 69 63 65 00 40"
+patch_cert upn-badutf8 "61 6c 69 63 65 59 40" "61 6c 69 63 65 ff 40"
+
+# ---- self-checks: fail loudly if the PKI is not what the tests expect
 case $(hexof "$OUT/hostile.der") in
 *" 0a 72 6f 6f 74 1b 5b 33 31 6d 20 22 "*) ;;
 *) die "hostile.der does not contain the raw LF/ESC bytes" ;;
+esac
+case $(hexof "$OUT/upn-nul.der") in
+*" 61 6c 69 63 65 00 40 65 76 69 6c "*) ;;
+*) die "upn-nul.der does not carry alice NUL @evil" ;;
+esac
+for c in upn-nul upn-badutf8; do
+	v=$(openssl verify -CAfile "$CA/root.crt" -untrusted "$CA/inter.crt" "$OUT/$c.crt" 2>&1) ||
+		die "$c does not verify after patching: $v"
+done
+case $(hexof "$OUT/upn-badutf8.der") in
+*" 61 6c 69 63 65 ff 40 "*) ;;
+*) die "upn-badutf8.der does not carry the 0xFF byte" ;;
+esac
+case $(openssl x509 -in "$OUT/inject.crt" -noout -subject -nameopt RFC2253) in
+*"CN=\\*)(uid=\\*"*|*"CN=*)(uid=*"*) ;;
+*) die "inject.crt does not carry the filter fragment in its CN" ;;
 esac
 case $(openssl x509 -in "$OUT/twouid.crt" -noout -subject -nameopt RFC2253) in
 *"UID=bob,UID=alice,"*) ;;

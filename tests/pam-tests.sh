@@ -59,7 +59,14 @@ responder() { # port signer-cert signer-key
 responder 8888 "$pki/ocsp-signer.crt" "$pki/ocsp-signer.key"
 responder 8889 "$pki/ca/inter.crt" "$pki/ca/inter.key"
 responder 8890 "$pki/bob-p256.crt" "$pki/bob-p256.key"
-trap 'kill "$httpd_pid" $responder_pids 2>/dev/null || true' EXIT INT TERM
+# The directory for ldap: rules: OpenLDAP's slapd on 127.0.0.1:3389 (and
+# StartTLS), :3636 (ldaps) and an ldapi socket, with entries computed from
+# the test PKI; it ends with the tests or by itself.
+trap 'kill "$httpd_pid" $responder_pids 2>/dev/null || true; sh "$top_srcdir/tests/mkldap.sh" stop "$PIV_FX" || true' EXIT INT TERM
+sh "$top_srcdir/tests/mkldap.sh" start "$PIV_FX"
+. "$PIV_FX/ldap/env"
+export PIV_LDAP_URI PIV_LDAPS_URI PIV_LDAPI_URI PIV_LDAP_BASE PIV_LDAP_SUFFIX PIV_LDAP_CA \
+	PIV_LDAP_OTHER_CA PIV_LDAP_BIND_DN PIV_LDAP_PW PIV_LDAP_PW_NL PIV_LDAP_ROOT_DN PIV_LDAP_ROOT_PW
 for port in 8888 8889 8890; do
 	i=0
 	until openssl ocsp -issuer "$pki/ca/inter.crt" -cert "$pki/alice-p256.crt" \

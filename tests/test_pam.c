@@ -32,6 +32,7 @@ static const char *helper;
 static const char *shim;
 static const char *softhsm;
 static const char *www;       /* the test HTTP server's document root */
+static const char *http_port; /* its port */
 
 /* What the conversation saw. */
 struct conv_log {
@@ -177,6 +178,7 @@ struct outcome {
 	char token_env[256];      /* PKCS11_LOGIN_TOKEN_NAME */
 	double seconds;
 	char *log;                /* what pam_syslog said (pam_wrapper on stderr) */
+	char *maps;               /* /proc/self/maps before pam_end (successes only) */
 };
 
 static double
@@ -191,18 +193,24 @@ static char *
 slurp(const char *path)
 {
 	FILE *f = fopen(path, "r");
-	char *buf;
-	long len;
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
 
 	if (f == NULL)
 		return strdup("");
-	fseek(f, 0, SEEK_END);
-	len = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = calloc(1, (size_t)len + 1);
-	if (buf != NULL && len > 0 && fread(buf, 1, (size_t)len, f) != (size_t)len)
-		buf[0] = '\0';
+	/* read to the end: /proc files have no size */
+	do {
+		if (cap - len < 4096) {
+			char *grown = realloc(buf, cap + 65536);
+			assert_non_null(grown);
+			buf = grown;
+			cap += 65536;
+		}
+		n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+	} while (n > 0);
 	fclose(f);
+	buf[len] = '\0';
 	return buf;
 }
 
@@ -252,6 +260,8 @@ run(const char *service, const char *user, const char *pin, int flags, struct ou
 	env = pam_getenv(ph, "PKCS11_LOGIN_TOKEN_NAME");
 	if (env != NULL)
 		snprintf(out->token_env, sizeof(out->token_env), "%s", env);
+	/* what the process has mapped while the module is still loaded */
+	out->maps = slurp("/proc/self/maps");
 	pam_end(ph, out->rv);
 }
 
@@ -260,6 +270,8 @@ outcome_free(struct outcome *out)
 {
 	free(out->log);
 	out->log = NULL;
+	free(out->maps);
+	out->maps = NULL;
 }
 
 static void
@@ -951,6 +963,391 @@ test_hostile_subject_escaped(void **state)
 	outcome_free(&o);
 }
 
+/* ---- ldap: rules against the test slapd (mkldap.sh) ---------------- */
+
+static const char *ldap_uri, *ldaps_uri, *ldapi_uri, *ldap_base, *ldap_suffix, *ldap_ca,
+	*ldap_other_ca, *ldap_bind_dn, *ldap_pw, *ldap_pw_nl, *ldap_root_dn, *ldap_root_pw;
+
+#define WHOLE_CERT "(pivCertificate={cert!bin})"
+#define AD_ISSUER_SERIAL "(altSecurityIdentities=X509:<I>{issuer_dn!ad}<SR>{serial_number!hex_ur})"
+#define AD_SKI "(altSecurityIdentities=X509:<SKI>{subject_key_id!hex_u})"
+/* OpenLDAP's userCertificate (certificateExactMatch) takes a GSER
+ * assertion of serial and issuer; \7b and \7d are its braces, which an
+ * sss-certmap template cannot hold literally. (The rule of the OpenLDAP
+ * example in pam_piv.conf(5).) */
+#define OPENLDAP_USERCERT "(&(objectClass=posixAccount)(userCertificate=\\7b serialNumber " \
+	"'{serial_number!hex_u}'H, issuer rdnSequence:\"{issuer_dn}\" \\7d))"
+
+/* An ldap: rule against the directory at uri; more: further lines (a
+ * later key wins, a later map line is the next rule). */
+static void
+expect_ldap(const char *scenario, const char *uri, const char *rule, const char *more,
+            const char *user, int want_rv, bool want_prompt, const char *msg, struct outcome *o)
+{
+	char *extra = NULL;
+
+	assert_true(asprintf(&extra, "ldap_uri = %s\nldap_base = %s\nmap = ldap:LDAPU1:%s\n%s", uri,
+	                     ldap_base, rule, more ? more : "") > 0);
+	expect(&SETUP(.scenario = scenario, .extra = extra), user, PIN, want_rv, want_prompt, msg, o);
+	free(extra);
+}
+
+/* Change the directory as its rootdn; "-c" goes on past errors (undo). */
+static void
+ldap_modify(const char *ldif, bool ignore_errors)
+{
+	shell("printf '%%s\\n' '%s' | LDAPNOINIT=1 timeout 10 ldapmodify -x %s -H '%s' -D '%s' -y '%s'"
+	      " >/dev/null 2>&1%s", ldif, ignore_errors ? "-c" : "", ldap_uri, ldap_root_dn,
+	      ldap_root_pw, ignore_errors ? " || true" : "");
+}
+
+static char bob_on_alice[1024];
+
+static int
+ldap_setup(void **state)
+{
+	per_test_timeout(state);
+	server_mode("normal");
+	return 0;
+}
+
+/* Whatever a test did to the directory or to slapd is undone, even when
+ * it failed half-way. */
+static int
+ldap_teardown(void **state)
+{
+	(void)state;
+	shell("kill -CONT $(cat '%s/ldap/slapd.pid')", fx);
+	snprintf(bob_on_alice, sizeof(bob_on_alice),
+	         "dn: uid=alice,%s\nchangetype: modify\ndelete: pivCertificate\n"
+	         "pivCertificate:< file://%s/pki/bob-p256.der", ldap_base, fx);
+	ldap_modify(bob_on_alice, true);
+	return 0;
+}
+
+static void
+test_ldap_whole_certificate(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect_ldap("p256", ldap_uri, WHOLE_CERT, NULL, "alice", PAM_SUCCESS, true, NULL, &o);
+	/* the filter carries the DER escaped byte by byte (logged escaped again) */
+	must_log(&o, "searches with filter '(pivCertificate=\\x5c30\\x5c82");
+	must_log(&o, "maps to account 'alice (entry uid=alice,ou=People,dc=example,dc=test)'");
+	outcome_free(&o);
+	/* username-less */
+	expect_ldap("p256", ldap_uri, WHOLE_CERT, NULL, NULL, PAM_SUCCESS, true, NULL, &o);
+	assert_string_equal(o.user_after, "alice");
+	outcome_free(&o);
+	/* bob's card is bob's */
+	expect_ldap("bob", ldap_uri, WHOLE_CERT, NULL, "alice", PAM_AUTH_ERR, false,
+	            "not mapped to alice", &o);
+	outcome_free(&o);
+	expect_ldap("bob", ldap_uri, WHOLE_CERT, NULL, NULL, PAM_SUCCESS, true, NULL, &o);
+	assert_string_equal(o.user_after, "bob");
+	outcome_free(&o);
+	/* a match line that excludes the card skips the rule, and the
+	 * directory is not asked */
+	{
+		char extra[1000];
+		snprintf(extra, sizeof(extra),
+		         "ldap_uri = ldap://127.0.0.1:9\nldap_base = %s\n"
+		         "match = <ISSUER>^CN=Some Other CA,.*\nmap = ldap:LDAPU1:" WHOLE_CERT, ldap_base);
+		expect(&SETUP(.scenario = "p256", .extra = extra), "alice", PIN, PAM_AUTH_ERR, false,
+		       "not mapped", &o);
+		must_log(&o, "certificate does not match");
+		outcome_free(&o);
+	}
+}
+
+/* Active Directory's strong mappings: issuer and serial (the serial's
+ * bytes reversed, as AD stores them), and the subject key identifier. */
+static void
+test_ldap_ad_strong_mappings(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect_ldap("rsa2048", ldap_uri, AD_ISSUER_SERIAL, NULL, NULL, PAM_SUCCESS, true, NULL, &o);
+	assert_string_equal(o.user_after, "alice");
+	/* (the library escapes even the blanks: \20, logged as \x5c20) */
+	must_log(&o, "(altSecurityIdentities=X509:<I>C=US,O=PIV\\x5c20Test,CN=PIV\\x5c20Test"
+	             "\\x5c20Issuing\\x5c20CA<SR>");
+	outcome_free(&o);
+	expect_ldap("rsa2048", ldap_uri, AD_ISSUER_SERIAL, NULL, "alice", PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+	expect_ldap("p384", ldap_uri, AD_SKI, NULL, NULL, PAM_SUCCESS, true, NULL, &o);
+	assert_string_equal(o.user_after, "alice");
+	outcome_free(&o);
+	/* the same rules do not map a card the directory does not list */
+	expect_ldap("p256", ldap_uri, AD_ISSUER_SERIAL, NULL, "alice", PAM_AUTH_ERR, false,
+	            "not mapped", &o);
+	outcome_free(&o);
+	expect_ldap("rsa2048", ldap_uri, AD_SKI, NULL, "alice", PAM_AUTH_ERR, false, "not mapped", &o);
+	outcome_free(&o);
+}
+
+static void
+test_ldap_openldap_usercertificate(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect_ldap("p256", ldap_uri, OPENLDAP_USERCERT, NULL, NULL, PAM_SUCCESS, true, NULL, &o);
+	assert_string_equal(o.user_after, "alice");
+	outcome_free(&o);
+	/* same issuer, another serial: nobody */
+	expect_ldap("rsa2048", ldap_uri, OPENLDAP_USERCERT, NULL, "alice", PAM_AUTH_ERR, false,
+	            "not mapped", &o);
+	outcome_free(&o);
+}
+
+/* One card in two entries: a user name decides, without one the login
+ * is refused; entries whose accounts do not exist map nobody. */
+static void
+test_ldap_ambiguous(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	snprintf(bob_on_alice, sizeof(bob_on_alice),
+	         "dn: uid=alice,%s\nchangetype: modify\nadd: pivCertificate\n"
+	         "pivCertificate:< file://%s/pki/bob-p256.der", ldap_base, fx);
+	ldap_modify(bob_on_alice, false);
+	expect_ldap("bob", ldap_uri, WHOLE_CERT, NULL, NULL, PAM_AUTH_ERR, false,
+	            "more than one account", &o);
+	outcome_free(&o);
+	expect_ldap("bob", ldap_uri, WHOLE_CERT, NULL, "bob", PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+	expect_ldap("bob", ldap_uri, WHOLE_CERT, NULL, "alice", PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+	/* carol's card is in the entries carol and carol2, neither an account */
+	expect_ldap("carol", ldap_uri, WHOLE_CERT, NULL, NULL, PAM_AUTH_ERR, false, "not mapped", &o);
+	must_log(&o, "found an account that does not exist: 'carol2'");
+	must_log(&o, "entries found, none with an existing account: '2'");
+	outcome_free(&o);
+}
+
+/* "No entry" is an answer: the next rule has its turn. */
+static void
+test_ldap_no_entry(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect_ldap("rsa3072", ldap_uri, WHOLE_CERT, NULL, "alice", PAM_AUTH_ERR, false, "not mapped", &o);
+	must_log(&o, "entries found, none with an existing account: '0'");
+	outcome_free(&o);
+	expect_ldap("rsa3072", ldap_uri, WHOLE_CERT, "map = name:{subject_dn_component.uid}", NULL,
+	            PAM_SUCCESS, true, NULL, &o);
+	assert_string_equal(o.user_after, "alice");
+	outcome_free(&o);
+	/* an entry without the account attribute maps nobody */
+	expect_ldap("p256", ldap_uri, WHOLE_CERT, "ldap_user_attr = description", "alice", PAM_AUTH_ERR,
+	            false, "not mapped", &o);
+	must_log(&o, "entry uid=alice,ou=People,dc=example,dc=test has no account attribute");
+	outcome_free(&o);
+	/* a base that does not exist is the administrator's to fix */
+	expect_ldap("p256", ldap_uri, WHOLE_CERT, "ldap_base = ou=Nowhere,dc=example,dc=test", "alice",
+	            PAM_SERVICE_ERR, false, NULL, &o);
+	must_log(&o, "No such object");
+	outcome_free(&o);
+}
+
+/* A directory that cannot answer ends the mapping: the next rule, which
+ * would map, is not reached. */
+static void
+test_ldap_down(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect_ldap("p256", "ldap://127.0.0.1:9", WHOLE_CERT, "map = name:{subject_dn_component.uid}",
+	            "alice", PAM_AUTHINFO_UNAVAIL, false, "account directory unavailable", &o);
+	must_log(&o, "Can't contact LDAP server");
+	outcome_free(&o);
+	expect_ldap("p256", "ldap://127.0.0.1:9", WHOLE_CERT, "card_only = yes", NULL,
+	            PAM_AUTHINFO_UNAVAIL, false, NULL, &o);
+	outcome_free(&o);
+}
+
+static void
+expect_ldap_bounded(const char *uri, const char *more, const char *what)
+{
+	struct outcome o;
+	char extra[1200];
+
+	snprintf(extra, sizeof(extra), "net_timeout = 1\nldap_ca_file = %s\n%s", ldap_ca,
+	         more ? more : "");
+	expect_ldap("p256", uri, WHOLE_CERT, extra, "alice", PAM_AUTHINFO_UNAVAIL, false, NULL, &o);
+	if (o.seconds > 2.0) {
+		dump(&o);
+		fail_msg("%s: took %.2fs, more than net_timeout + 1 s", what, o.seconds);
+	}
+	outcome_free(&o);
+}
+
+/* A server that accepts and never answers: at connect (plain, ldaps
+ * handshake, StartTLS), and a slapd frozen after the connection. */
+static void
+test_ldap_hangs(void **state)
+{
+	char uri[100];
+
+	(void)state;
+	server_mode("hang");
+	snprintf(uri, sizeof(uri), "ldap://127.0.0.1:%s", http_port);
+	expect_ldap_bounded(uri, NULL, "silent server");
+	expect_ldap_bounded(uri, "ldap_starttls = yes", "silent server, StartTLS");
+	snprintf(uri, sizeof(uri), "ldaps://127.0.0.1:%s", http_port);
+	expect_ldap_bounded(uri, NULL, "silent server, ldaps handshake");
+	server_mode("normal");
+	shell("kill -STOP $(cat '%s/ldap/slapd.pid')", fx);
+	expect_ldap_bounded(ldap_uri, NULL, "frozen slapd");
+	{
+		char extra[2000];
+		snprintf(extra, sizeof(extra), "ldap_bind_dn = %s\nldap_bind_pw_file = %s", ldap_bind_dn,
+		         ldap_pw);
+		expect_ldap_bounded(ldap_uri, extra, "frozen slapd, bind");
+	}
+	shell("kill -CONT $(cat '%s/ldap/slapd.pid')", fx);
+}
+
+/* TLS: ldaps:// and StartTLS with the directory's CA; another CA is
+ * refused; the CA file is trust material. */
+static void
+test_ldap_tls(void **state)
+{
+	struct outcome o;
+	char extra[1200];
+
+	(void)state;
+	snprintf(extra, sizeof(extra), "ldap_ca_file = %s", ldap_ca);
+	expect_ldap("p256", ldaps_uri, WHOLE_CERT, extra, NULL, PAM_SUCCESS, true, NULL, &o);
+	assert_string_equal(o.user_after, "alice");
+	{
+		/* libldap's TLS library (GnuTLS) can load PKCS#11 modules through
+		 * p11-kit; the PAM process must still have none mapped. */
+		static const char *const modules[] = { "softhsm", "p11-kit-trust", "opensc-pkcs11",
+		                                       "p11shim", "/pkcs11/" };
+		assert_non_null(o.maps);
+		assert_non_null(strstr(o.maps, "libldap")); /* the module's libraries are seen */
+		for (size_t i = 0; i < sizeof(modules) / sizeof(modules[0]); i++)
+			if (strstr(o.maps, modules[i]) != NULL)
+				fail_msg("the PAM process has a PKCS#11 module mapped: %s", modules[i]);
+	}
+	outcome_free(&o);
+	snprintf(extra, sizeof(extra), "ldap_ca_file = %s\nldap_starttls = yes", ldap_ca);
+	expect_ldap("p256", ldap_uri, WHOLE_CERT, extra, NULL, PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+	snprintf(extra, sizeof(extra), "ldap_ca_file = %s", ldap_other_ca);
+	expect_ldap("p256", ldaps_uri, WHOLE_CERT, extra, "alice", PAM_AUTHINFO_UNAVAIL, false, NULL, &o);
+	must_log(&o, "Can't contact LDAP server");
+	outcome_free(&o);
+	snprintf(extra, sizeof(extra), "ldap_ca_file = %s\nldap_starttls = yes", ldap_other_ca);
+	expect_ldap("p256", ldap_uri, WHOLE_CERT, extra, "alice", PAM_AUTHINFO_UNAVAIL, false, NULL, &o);
+	must_log(&o, "StartTLS: Connect error");
+	outcome_free(&o);
+	shell("cp '%s' '%s/ldap-ca.pem' && chmod 666 '%s/ldap-ca.pem'", ldap_ca, work, work);
+	snprintf(extra, sizeof(extra), "ldap_ca_file = %s/ldap-ca.pem", work);
+	expect_ldap("p256", ldaps_uri, WHOLE_CERT, extra, "alice", PAM_SERVICE_ERR, false, NULL, &o);
+	must_log(&o, "not writable by group or others");
+	outcome_free(&o);
+}
+
+static void
+test_ldap_ldapi(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect_ldap("p256", ldapi_uri, WHOLE_CERT, NULL, NULL, PAM_SUCCESS, true, NULL, &o);
+	assert_string_equal(o.user_after, "alice");
+	outcome_free(&o);
+}
+
+/* ou=Restricted shows only to the service account: a simple bind with
+ * the password file, which must be root's alone. */
+static void
+test_ldap_bind(void **state)
+{
+	struct outcome o;
+	char extra[3000];
+
+	(void)state;
+	snprintf(extra, sizeof(extra), "ldap_base = %s", ldap_suffix);
+	expect_ldap("p384", ldap_uri, WHOLE_CERT, extra, NULL, PAM_AUTH_ERR, false, "not mapped", &o);
+	outcome_free(&o);
+	snprintf(extra, sizeof(extra), "ldap_base = %s\nldap_bind_dn = %s\nldap_bind_pw_file = %s",
+	         ldap_suffix, ldap_bind_dn, ldap_pw);
+	expect_ldap("p384", ldap_uri, WHOLE_CERT, extra, NULL, PAM_SUCCESS, true, NULL, &o);
+	assert_string_equal(o.user_after, "erin");
+	outcome_free(&o);
+	/* a final newline is not part of the password */
+	snprintf(extra, sizeof(extra), "ldap_base = %s\nldap_bind_dn = %s\nldap_bind_pw_file = %s",
+	         ldap_suffix, ldap_bind_dn, ldap_pw_nl);
+	expect_ldap("p384", ldap_uri, WHOLE_CERT, extra, "erin", PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+	/* a wrong password is a configuration error, not "no entry" */
+	shell("printf 'not-the-password' > '%s/bad.pw' && chmod 600 '%s/bad.pw'", work, work);
+	snprintf(extra, sizeof(extra), "ldap_bind_dn = %s\nldap_bind_pw_file = %s/bad.pw",
+	         ldap_bind_dn, work);
+	expect_ldap("p384", ldap_uri, WHOLE_CERT, extra, "erin", PAM_SERVICE_ERR, false, NULL, &o);
+	must_log(&o, "bind as ldap_bind_dn: Invalid credentials");
+	outcome_free(&o);
+	/* readable by others, a symbolic link, empty: refused before any bind */
+	shell("cp '%s' '%s/open.pw' && chmod 644 '%s/open.pw' && ln -sf '%s' '%s/link.pw' && "
+	      ": > '%s/empty.pw' && chmod 600 '%s/empty.pw'",
+	      ldap_pw, work, work, ldap_pw, work, work, work);
+	snprintf(extra, sizeof(extra), "ldap_bind_dn = %s\nldap_bind_pw_file = %s/open.pw",
+	         ldap_bind_dn, work);
+	expect_ldap("p384", ldap_uri, WHOLE_CERT, extra, "erin", PAM_SERVICE_ERR, false, NULL, &o);
+	must_log(&o, "readable by group or others");
+	outcome_free(&o);
+	snprintf(extra, sizeof(extra), "ldap_bind_dn = %s\nldap_bind_pw_file = %s/link.pw",
+	         ldap_bind_dn, work);
+	expect_ldap("p384", ldap_uri, WHOLE_CERT, extra, "erin", PAM_SERVICE_ERR, false, NULL, &o);
+	must_log(&o, "is a symbolic link");
+	outcome_free(&o);
+	snprintf(extra, sizeof(extra), "ldap_bind_dn = %s\nldap_bind_pw_file = %s/empty.pw",
+	         ldap_bind_dn, work);
+	expect_ldap("p384", ldap_uri, WHOLE_CERT, extra, "erin", PAM_SERVICE_ERR, false, NULL, &o);
+	must_log(&o, "must hold one line, the password");
+	outcome_free(&o);
+}
+
+/* Certificate values cannot change the filter's meaning: a CN that is a
+ * filter fragment is escaped (unescaped it would match every entry, alice
+ * among them), and names a C string reads differently (NUL, not UTF-8)
+ * map nobody, by any rule. */
+static void
+test_ldap_hostile_values(void **state)
+{
+	static const char *const bad_upn[] = { "upn-nul", "upn-badutf8" };
+	struct outcome o;
+
+	(void)state;
+	expect_ldap("inject", ldap_uri, "(&(objectClass=posixAccount)(cn={subject_dn_component.cn}))",
+	            NULL, "alice", PAM_AUTH_ERR, false, "not mapped", &o);
+	must_log(&o, "(cn=\\x5c2a\\x5c29\\x5c28uid=\\x5c2a))");
+	must_log(&o, "entries found, none with an existing account: '0'");
+	outcome_free(&o);
+	expect_ldap("hostile", ldap_uri, "(&(objectClass=posixAccount)(cn={subject_dn_component.cn}))",
+	            NULL, NULL, PAM_AUTH_ERR, false, "not mapped", &o);
+	outcome_free(&o);
+	for (size_t i = 0; i < 2; i++) {
+		expect_ldap(bad_upn[i], ldap_uri, "(uid={subject_principal.short_name})", NULL, "alice",
+		            PAM_AUTH_ERR, false, "not mapped", &o);
+		must_log(&o, "a name in the certificate holds a NUL byte or invalid UTF-8");
+		outcome_free(&o);
+		expect(&SETUP(.scenario = bad_upn[i], .extra = "map = name:{subject_principal.short_name}"),
+		       NULL, PIN, PAM_AUTH_ERR, false, "not mapped", &o);
+		must_log(&o, "NUL byte or invalid UTF-8");
+		outcome_free(&o);
+	}
+}
+
 /* ---- configuration errors ------------------------------------------ */
 
 static void
@@ -989,7 +1386,8 @@ test_config_errors(void **state)
 	check_config_error("revocation = ocsp,crl,ocsp", "listed twice");
 	check_config_error("ocsp_url = https://127.0.0.1:9/", "http:// URL");
 	check_config_error("revocation = crl\ncache_dir = relative", "absolute path");
-	check_config_error("ldap_uri = ldap://127.0.0.1", "not supported");
+	check_config_error("ldap_uri = ldap://dir.example.test", "can be forged");
+	check_config_error("map = ldap:LDAPU1:(uid={subject_dn_component.uid})", "needs ldap_uri");
 	check_config_error("map = file:relative/piv-map", "absolute path");
 	check_config_error("map = file:/nonexistent/piv-map", "/nonexistent/piv-map");
 	check_config_error("map = name:{no_such_template}", "libsss_certmap rejects");
@@ -1414,7 +1812,6 @@ test_crl_cache_damaged(void **state)
 
 /* ---- revocation with OCSP: openssl ocsp responders on 127.0.0.1 ------ */
 
-static const char *http_port;
 
 static void
 expect_ocsp(const char *scenario, const char *methods, const char *more, int want_rv,
@@ -1596,6 +1993,10 @@ test_concurrent_logins(void **state)
 			if (pids[i] == 0) {
 				snprintf(service, sizeof(service), "piv_c%d", i);
 				run(service, "alice", PIN, 0, &o);
+				if (o.rv != PAM_SUCCESS)
+					fprintf(stderr, "round %d login %d: %s after %.2f s; the module said:\n%s\n",
+					        round, i, pam_strerror(NULL, o.rv), o.seconds,
+					        o.log ? o.log : "(nothing)");
 				_exit(o.rv == PAM_SUCCESS ? 0 : 1);
 			}
 		}
@@ -1714,6 +2115,12 @@ main(void)
 		R(test_ocsp_good_and_revoked), R(test_ocsp_cached), R(test_ocsp_responder_down),
 		R(test_ocsp_responder_hangs), R(test_ocsp_bad_answers), R(test_concurrent_logins),
 #undef R
+#define L(f) cmocka_unit_test_setup_teardown(f, ldap_setup, ldap_teardown)
+		L(test_ldap_whole_certificate), L(test_ldap_ad_strong_mappings),
+		L(test_ldap_openldap_usercertificate), L(test_ldap_ambiguous),
+		L(test_ldap_no_entry), L(test_ldap_down), L(test_ldap_hangs), L(test_ldap_tls),
+		L(test_ldap_ldapi), L(test_ldap_bind), L(test_ldap_hostile_values),
+#undef L
 	};
 
 	fx = getenv("PIV_FX");
@@ -1723,9 +2130,26 @@ main(void)
 	softhsm = getenv("SOFTHSM2_MODULE");
 	www = getenv("PIV_WWW");
 	http_port = getenv("PIV_HTTP_PORT");
-	if (!fx || !work || !helper || !shim || !softhsm || !www || !http_port) {
+	ldap_uri = getenv("PIV_LDAP_URI");
+	ldaps_uri = getenv("PIV_LDAPS_URI");
+	ldapi_uri = getenv("PIV_LDAPI_URI");
+	ldap_base = getenv("PIV_LDAP_BASE");
+	ldap_suffix = getenv("PIV_LDAP_SUFFIX");
+	ldap_ca = getenv("PIV_LDAP_CA");
+	ldap_other_ca = getenv("PIV_LDAP_OTHER_CA");
+	ldap_bind_dn = getenv("PIV_LDAP_BIND_DN");
+	ldap_pw = getenv("PIV_LDAP_PW");
+	ldap_pw_nl = getenv("PIV_LDAP_PW_NL");
+	ldap_root_dn = getenv("PIV_LDAP_ROOT_DN");
+	ldap_root_pw = getenv("PIV_LDAP_ROOT_PW");
+	if (!fx || !work || !helper || !shim || !softhsm || !www || !http_port || !ldap_uri ||
+	    !ldaps_uri || !ldapi_uri || !ldap_base || !ldap_suffix || !ldap_ca || !ldap_other_ca ||
+	    !ldap_bind_dn || !ldap_pw || !ldap_pw_nl || !ldap_root_dn || !ldap_root_pw) {
 		fprintf(stderr, "run through tests/pam-tests.sh\n");
 		return 1;
 	}
+	/* PIV_TEST_FILTER=test_ocsp_* runs only the matching cases. */
+	if (getenv("PIV_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("PIV_TEST_FILTER"));
 	return cmocka_run_group_tests_name("pam", tests, NULL, NULL);
 }

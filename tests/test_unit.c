@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -83,6 +85,9 @@ test_conf_defaults(void **state)
 	assert_null(conf.rules[0].match);
 	assert_string_equal(conf.rules[0].map, "name:{subject_dn_component.uid}");
 	assert_string_equal(conf.helper, PIV_HELPER_PATH);
+	assert_null(conf.ldap_uri);
+	assert_string_equal(conf.ldap_user_attr, "uid");
+	assert_false(conf.ldap_starttls);
 	piv_conf_free(&conf);
 }
 
@@ -117,7 +122,16 @@ test_conf_every_key(void **state)
 		"fail_delay = 0\n"
 		"debug = on\n"
 		"helper = /usr/libexec/pam_piv/pam_piv_helper\n"
-		"helper_env = OPENSC_CONF=/etc/opensc.conf\n";
+		"helper_env = OPENSC_CONF=/etc/opensc.conf\n"
+		"ldap_uri = ldap://dir.example.test:3389\n"
+		"ldap_starttls = yes\n"
+		"ldap_ca_file = /etc/ssl/dir-ca.pem\n"
+		"ldap_base = ou=People,dc=example,dc=test\n"
+		"ldap_user_attr = sAMAccountName\n"
+		"ldap_bind_dn = cn=pam,ou=Services,dc=example,dc=test\n"
+		"ldap_bind_pw_file = /etc/security/pam_piv.ldap-pw\n"
+		"match = <EKU>clientAuth\n"
+		"map = ldap:LDAPU1:(altSecurityIdentities=X509:<I>{issuer_dn!ad}<SR>{serial_number!hex_ur})\n";
 	struct piv_conf conf;
 	struct piv_conf_error err;
 
@@ -143,7 +157,17 @@ test_conf_every_key(void **state)
 	assert_string_equal(conf.crl_dir, "/etc/ssl/piv-crl.d");
 	assert_false(conf.crl_fetch);
 	assert_string_equal(conf.cache_dir, "/var/cache/piv-test");
-	assert_int_equal(conf.n_rules, 2);
+	assert_int_equal(conf.n_rules, 3);
+	assert_string_equal(conf.rules[2].match, "<EKU>clientAuth");
+	assert_string_equal(conf.rules[2].map,
+	                    "ldap:LDAPU1:(altSecurityIdentities=X509:<I>{issuer_dn!ad}<SR>{serial_number!hex_ur})");
+	assert_string_equal(conf.ldap_uri, "ldap://dir.example.test:3389");
+	assert_true(conf.ldap_starttls);
+	assert_string_equal(conf.ldap_ca_file, "/etc/ssl/dir-ca.pem");
+	assert_string_equal(conf.ldap_base, "ou=People,dc=example,dc=test");
+	assert_string_equal(conf.ldap_user_attr, "sAMAccountName");
+	assert_string_equal(conf.ldap_bind_dn, "cn=pam,ou=Services,dc=example,dc=test");
+	assert_string_equal(conf.ldap_bind_pw_file, "/etc/security/pam_piv.ldap-pw");
 	assert_string_equal(conf.rules[0].match, "<ISSUER>^CN=PIV Test Issuing CA,.*");
 	assert_string_equal(conf.rules[0].map, "name:{subject_principal.short_name}");
 	assert_null(conf.rules[1].match);
@@ -196,16 +220,38 @@ test_conf_bad_values(void **state)
 		{ "ocsp_url = http://", "http:// URL" },
 		{ "ocsp_url = http://a b/", "http:// URL" },
 		{ "cache_dir = cache", "absolute path" },
-		{ "ldap_uri = ldap://127.0.0.1", "LDAP" },
-		{ "ldap_base = dc=example", "LDAP" },
-		{ "ldap_user_attr = uid", "LDAP" },
-		{ "ldap_bind_dn = cn=x", "LDAP" },
-		{ "ldap_bind_pw_file = /etc/pw", "LDAP" },
-		{ "ldap_starttls = yes", "LDAP" },
-		{ "ldap_ca_file = /etc/ca", "LDAP" },
+		{ "ldap_uri = http://127.0.0.1/", "ldap://, ldaps:// or ldapi://" },
+		{ "ldap_uri = not a uri", "takes one URI" },
+		{ "ldap_uri = ldap://a ldap://b", "takes one URI" },
+		{ "ldap_uri = ldap://a,ldap://b", "takes one URI" },
+		{ "ldap_uri = ldap://127.0.0.1/dc=example?uid", "no DN, attributes or filter" },
+		{ "ldap_uri = ldap:///", "needs a host" },
+		{ "ldap_uri = ldap://dir.example.test", "can be forged" },
+		{ "ldap_uri = ldaps://dir.example.test", "needs ldap_ca_file" },
+		{ "ldap_uri = ldap://dir.example.test\nldap_starttls = yes", "needs ldap_ca_file" },
+		{ "ldap_uri = ldaps://dir.example.test\nldap_starttls = yes\nldap_ca_file = /etc/ca",
+		  "only for ldap://" },
+		{ "ldap_uri = ldapi://%2Frun%2Fslapd%2Fldapi\nldap_starttls = yes\nldap_ca_file = /etc/ca",
+		  "only for ldap://" },
+		{ "ldap_uri = ldapi:///\nldap_bind_dn = cn=pam,dc=example", "go together" },
+		{ "ldap_uri = ldapi:///\nldap_bind_pw_file = /etc/pw", "go together" },
+		{ "ldap_base = not a dn", "not a distinguished name" },
+		{ "ldap_bind_dn = =x", "not a distinguished name" },
+		{ "ldap_user_attr = u id", "not an LDAP attribute name" },
+		{ "ldap_user_attr = uid;binary", "not an LDAP attribute name" },
+		{ "ldap_user_attr = 1..2", "not an LDAP attribute name" },
+		{ "ldap_bind_pw_file = pw", "absolute path" },
+		{ "ldap_starttls = sometimes", "yes or no" },
+		{ "ldap_ca_file = ca.pem", "absolute path" },
 		{ "map = file:etc/map", "absolute path" },
 		{ "match = <NOPE>x\nmap = file:/etc/map", "rejects" },
-		{ "map = ldap:LDAPU1:(uid={subject_dn_component.uid})", "LDAP" },
+		{ "map = ldap:LDAPU1:(uid={subject_dn_component.uid})", "needs ldap_uri and ldap_base" },
+		{ "ldap_uri = ldapi:///\nmap = ldap:LDAPU1:(uid={subject_dn_component.uid})",
+		  "needs ldap_uri and ldap_base" },
+		{ "map = ldap:(uid={subject_dn_component.uid})", "starts with LDAPU1: or LDAP:" },
+		{ "map = ldap:LDAPU1:uid={subject_dn_component.uid}", "one parenthesized LDAP filter" },
+		{ "map = ldap:LDAPU1:(uid={no_such_template})", "libsss_certmap rejects" },
+		{ "match = <NOPE>x\nmap = ldap:LDAPU1:(uid={subject_dn_component.uid})", "rejects" },
 		{ "map = nss:alice", "unknown mapping rule kind" },
 		{ "map = name:", "needs a template" },
 		{ "map = name:{bogus_template}", "libsss_certmap rejects" },
@@ -229,6 +275,69 @@ test_conf_bad_values(void **state)
 		snprintf(text, sizeof(text), BASE "%s\n", cases[i].line);
 		expect_error(text, 0, NULL, cases[i].needle);
 	}
+}
+
+/* The directory settings that are fine: loopback and ldapi without TLS,
+ * any host with TLS, anonymous. */
+static void
+test_conf_ldap_accepted(void **state)
+{
+	static const char *const cases[] = {
+		"ldap_uri = ldap://127.0.0.1:3389\n",
+		"ldap_uri = ldap://[::1]:3389\n",
+		"ldap_uri = ldap://localhost\n",
+		"ldap_uri = ldapi://%2Frun%2Fslapd%2Fldapi\n",
+		"ldap_uri = ldaps://dir.example.test\nldap_ca_file = /etc/ca.pem\n",
+		"ldap_uri = ldap://dir.example.test\nldap_starttls = yes\nldap_ca_file = /etc/ca.pem\n",
+		"ldap_uri = ldapi:///\nldap_bind_dn = cn=pam,dc=example\nldap_bind_pw_file = /etc/pw\n",
+		"ldap_uri = ldapi:///\nldap_base = dc=example\nldap_user_attr = 2.5.4.3\n"
+		"map = ldap:LDAP:(mail={subject_rfc822_name})\n",
+		/* the examples of pam_piv.conf(5) */
+		"ldap_uri          = ldaps://dc1.example.com\n"
+		"ldap_ca_file      = /etc/ssl/example-ad-ca.pem\n"
+		"ldap_base         = OU=Staff,DC=example,DC=com\n"
+		"ldap_user_attr    = sAMAccountName\n"
+		"ldap_bind_dn      = CN=svc-pam-piv,OU=Service Accounts,DC=example,DC=com\n"
+		"ldap_bind_pw_file = /etc/security/pam_piv.ldap-pw\n"
+		"map = ldap:LDAPU1:(altSecurityIdentities=X509:<I>{issuer_dn!ad}<SR>{serial_number!hex_ur})\n"
+		"map = ldap:LDAPU1:(altSecurityIdentities=X509:<SKI>{subject_key_id!hex_u})\n",
+		"ldap_uri      = ldap://ldap.example.org\n"
+		"ldap_starttls = yes\n"
+		"ldap_ca_file  = /etc/ssl/example-ldap-ca.pem\n"
+		"ldap_base     = ou=People,dc=example,dc=org\n"
+		"map = ldap:LDAPU1:(&(objectClass=posixAccount)(userCertificate=\\7b serialNumber "
+		"'{serial_number!hex_u}'H, issuer rdnSequence:\"{issuer_dn}\" \\7d))\n",
+	};
+	char text[2048];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct piv_conf conf;
+		struct piv_conf_error err;
+		snprintf(text, sizeof(text), BASE "%s", cases[i]);
+		if (load_text(text, 0, NULL, &conf, &err) != 0)
+			fail_msg("refused: %s: %s", cases[i], err.msg);
+		piv_conf_free(&conf);
+	}
+}
+
+/* SIGPIPE raised while the guard is up does not reach the process, and
+ * the signal mask is what it was. */
+static void
+test_sigpipe_guard(void **state)
+{
+	struct piv_sigpipe_guard g;
+	sigset_t before, after, pending;
+
+	(void)state;
+	pthread_sigmask(SIG_SETMASK, NULL, &before);
+	piv_sigpipe_block(&g);
+	assert_int_equal(raise(SIGPIPE), 0); /* would kill the test unguarded */
+	piv_sigpipe_restore(&g);
+	pthread_sigmask(SIG_SETMASK, NULL, &after);
+	assert_int_equal(sigismember(&after, SIGPIPE), sigismember(&before, SIGPIPE));
+	sigpending(&pending);
+	assert_int_equal(sigismember(&pending, SIGPIPE), 0);
 }
 
 static void
@@ -422,6 +531,9 @@ test_status_table(void **state)
 	assert_int_equal(piv_status_pam_code(PIV_E_CONFIG, false), PAM_SERVICE_ERR);
 	assert_int_equal(piv_status_pam_code(PIV_E_HELPER, false), PAM_AUTH_ERR);
 	assert_int_equal(piv_status_pam_code(PIV_E_CONV, false), PAM_AUTH_ERR);
+	/* a directory that cannot answer is like a missing card, card_only or not */
+	assert_int_equal(piv_status_pam_code(PIV_E_DIRECTORY, false), PAM_AUTHINFO_UNAVAIL);
+	assert_int_equal(piv_status_pam_code(PIV_E_DIRECTORY, true), PAM_AUTHINFO_UNAVAIL);
 	assert_int_equal(piv_status_pam_code((enum piv_status)999, false), PAM_AUTH_ERR);
 	/* Only PIV_OK succeeds; nothing is ever PAM_IGNORE; every status has a name. */
 	for (int s = 0; s < PIV_STATUS_COUNT; s++) {
@@ -786,7 +898,9 @@ main(void)
 		cmocka_unit_test(test_conf_defaults),
 		cmocka_unit_test(test_conf_every_key),
 		cmocka_unit_test(test_conf_bad_values),
+		cmocka_unit_test(test_conf_ldap_accepted),
 		cmocka_unit_test(test_conf_required),
+		cmocka_unit_test(test_sigpipe_guard),
 		cmocka_unit_test(test_conf_long_line),
 		cmocka_unit_test(test_conf_arguments),
 		cmocka_unit_test(test_conf_files),
