@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 #include <p11-kit/pkcs11.h>
 
+#include "assess.h"
 #include "card.h"
 #include "mapping.h"
 #include "proto.h"
@@ -80,63 +81,6 @@ exists_cb(void *ud, const char *name)
 	struct auth_run *run = ud;
 
 	return run->ui->account_exists(run->ui->ud, name);
-}
-
-/* What one candidate certificate amounts to before any PIN. */
-struct verdict {
-	enum piv_status status;
-	char why[300];
-	X509 *leaf;
-	char account[257];
-};
-
-static void
-judge(struct auth_run *run, const struct piv_trust *trust,
-      const struct piv_card_candidate *c, const char *user, struct verdict *v)
-{
-	struct piv_accounts acc;
-	const char *chosen = NULL;
-	STACK_OF(X509) *chain = NULL;
-	struct piv_sigpipe_guard guard;
-
-	memset(v, 0, sizeof(*v));
-	piv_sigpipe_block(&guard);
-	v->status = piv_validate(run->conf, trust, c->cert.data, c->cert.len, c->extra, c->n_extra,
-	                         &v->leaf, &chain, v->why, sizeof(v->why));
-	if (v->status == PIV_OK)
-		v->status = piv_revocation_check(run->conf, trust->store, chain, log_cb, run,
-		                                 v->why, sizeof(v->why));
-	sk_X509_pop_free(chain, X509_free);
-	if (v->status != PIV_OK) {
-		piv_sigpipe_restore(&guard);
-		X509_free(v->leaf);
-		v->leaf = NULL;
-		return;
-	}
-	v->why[0] = '\0';
-	v->status = piv_map_cert(run->conf, c->cert.data, c->cert.len, exists_cb, map_trace_cb, run,
-	                         &acc, v->why, sizeof(v->why));
-	piv_sigpipe_restore(&guard);
-	if (v->status == PIV_OK)
-		v->status = piv_map_decide(&acc, user, &chosen);
-	if (v->status == PIV_OK) {
-		snprintf(v->account, sizeof(v->account), "%s", chosen);
-		snprintf(v->why, sizeof(v->why), "mapped to '%s' by rule %zu", chosen, acc.rule + 1);
-	} else if (v->why[0] != '\0' && acc.n == 0) {
-		/* the mapping said why: a directory, a file, a refused name */
-	} else if (v->status == PIV_E_AMBIGUOUS) {
-		snprintf(v->why, sizeof(v->why), "certificate maps to %zu accounts", acc.n);
-	} else if (v->status == PIV_E_NOT_MAPPED) {
-		snprintf(v->why, sizeof(v->why), acc.n ? "certificate maps to other account(s)"
-		                                      : "no mapping rule yields an existing account");
-	} else {
-		snprintf(v->why, sizeof(v->why), "mapping failed");
-	}
-	piv_accounts_free(&acc);
-	if (v->status != PIV_OK) {
-		X509_free(v->leaf);
-		v->leaf = NULL;
-	}
 }
 
 static void
@@ -295,7 +239,8 @@ piv_authenticate(const struct piv_conf *conf, const char *user, const struct piv
 	struct auth_run run = { conf, ui, res };
 	struct piv_trust trust;
 	struct piv_card card;
-	struct verdict verdicts[PIV_MAX_CANDIDATES];
+	struct piv_assessment verdicts[PIV_MAX_CANDIDATES];
+	const struct piv_assess_hooks hooks = { &run, log_cb, map_trace_cb, exists_cb };
 	size_t chosen = PIV_MAX_CANDIDATES, n_ok = 0;
 	enum piv_status st;
 
@@ -325,7 +270,13 @@ piv_authenticate(const struct piv_conf *conf, const char *user, const struct piv
 	 * the first card that maps to that user is used; without one, there
 	 * must be exactly one usable card. */
 	for (size_t i = 0; i < card.n_cand; i++) {
-		judge(&run, &trust, &card.cand[i], user, &verdicts[i]);
+		if (ui->candidate != NULL)
+			ui->candidate(ui->ud, i, card.cand[i].token_label, &card.cand[i].cert,
+			              card.cand[i].extra, card.cand[i].n_extra);
+		piv_assess(conf, &trust, card.cand[i].cert.data, card.cand[i].cert.len,
+		           card.cand[i].extra, card.cand[i].n_extra, user, &hooks, &verdicts[i]);
+		if (ui->verdict != NULL)
+			ui->verdict(ui->ud, i, verdicts[i].status, verdicts[i].why);
 		if (conf->debug) {
 			char label[140];
 			ui_log(ui, LOG_DEBUG, "token '%s' certificate %zu: %s: %s",
@@ -345,7 +296,7 @@ piv_authenticate(const struct piv_conf *conf, const char *user, const struct piv
 		for (size_t i = card.n_cand; i-- > 0;)
 			if (verdicts[i].status == PIV_E_NOT_MAPPED || verdicts[i].status == PIV_E_AMBIGUOUS)
 				shown = i;
-		struct verdict *first = &verdicts[shown];
+		struct piv_assessment *first = &verdicts[shown];
 		X509 *cert = piv_cert_from_der(card.cand[shown].cert.data, card.cand[shown].cert.len);
 		st = first->status;
 		snprintf(res->reason, sizeof(res->reason), "%s", first->why);

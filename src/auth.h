@@ -19,6 +19,13 @@ struct piv_ui {
 	void (*error)(void *ud, const char *text);
 	void (*log)(void *ud, int prio, const char *text);
 	bool (*account_exists)(void *ud, const char *name);
+	/* Optional (pam-piv-check): each certificate the card offers, before
+	 * it is judged, with the token's label and the card's other
+	 * certificates. */
+	void (*candidate)(void *ud, size_t index, const char *token_label, const struct piv_blob *cert,
+	                  const struct piv_blob *extras, size_t n_extras);
+	/* Optional: the verdict on that certificate (assess.h) before any PIN. */
+	void (*verdict)(void *ud, size_t index, enum piv_status status, const char *why);
 };
 
 struct piv_auth_result {

@@ -38,6 +38,7 @@ enum key_kind {
 	K_LDAP_URI,   /* one ldap://, ldaps:// or ldapi:// URI */
 	K_DN,         /* an LDAP distinguished name */
 	K_ATTR,       /* an LDAP attribute description */
+	K_CERT_SOURCE, /* ldap or dir:PATH */
 };
 
 struct key_def {
@@ -77,6 +78,9 @@ static const struct key_def key_defs[] = {
 	{ "ldap_bind_pw_file", K_PATH, OFF(ldap_bind_pw_file), 0, 0 },
 	{ "ldap_starttls", K_BOOL, OFF(ldap_starttls), 0, 0 },
 	{ "ldap_ca_file", K_PATH, OFF(ldap_ca_file), 0, 0 },
+	{ "cert_source", K_CERT_SOURCE, OFF(cert_source), 0, 0 },
+	{ "sshd_key_check", K_BOOL, OFF(sshd_key_check), 0, 0 },
+	{ "agent", K_BOOL, OFF(agent), 0, 0 },
 	{ "card_only", K_BOOL, OFF(card_only), 0, 0 },
 	{ "fail_delay", K_UINT, OFF(fail_delay), 0, 60000 },
 	{ "debug", K_BOOL, OFF(debug), 0, 0 },
@@ -330,6 +334,12 @@ check_ldap_settings(struct loader *ld, const char *where)
 		used = used || strncmp(conf->rules[i].map, "ldap:", 5) == 0;
 	if (used && (conf->ldap_uri == NULL || conf->ldap_base == NULL))
 		return fail(ld, NULL, "%s: an ldap: mapping rule needs ldap_uri and ldap_base", where);
+	if ((conf->sshd_key_check || conf->agent) && conf->cert_source == NULL)
+		return fail(ld, NULL, "%s: %s needs cert_source (where the user's certificates are)",
+		            where, conf->agent ? "agent" : "sshd_key_check");
+	if (conf->cert_source != NULL && strcmp(conf->cert_source, "ldap") == 0 &&
+	    (conf->ldap_uri == NULL || conf->ldap_base == NULL))
+		return fail(ld, NULL, "%s: cert_source = ldap needs ldap_uri and ldap_base", where);
 	if (conf->ldap_uri == NULL)
 		return 0;
 	if (conf->ldap_starttls && strcmp(ldap_scheme(conf->ldap_uri), "ldap") != 0)
@@ -554,6 +564,11 @@ apply(struct loader *ld, const struct item *it)
 			return fail(ld, it, "'%s' is not a distinguished name", it->key);
 		break;
 	}
+	case K_CERT_SOURCE:
+		if (strcmp(it->value, "ldap") != 0 &&
+		    (strncmp(it->value, "dir:", 4) != 0 || it->value[4] != '/'))
+			return fail(ld, it, "'cert_source' takes ldap or dir:/ABSOLUTE/PATH");
+		break;
 	case K_ATTR:
 		if (!valid_attr_name(it->value))
 			return fail(ld, it, "'%s' is not an LDAP attribute name", it->key);
@@ -951,5 +966,6 @@ piv_conf_free(struct piv_conf *conf)
 	free(conf->ldap_bind_dn);
 	free(conf->ldap_bind_pw_file);
 	free(conf->ldap_ca_file);
+	free(conf->cert_source);
 	memset(conf, 0, sizeof(*conf));
 }

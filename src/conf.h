@@ -62,6 +62,9 @@ struct piv_conf {
 	char *ldap_bind_pw_file;
 	bool ldap_starttls;
 	char *ldap_ca_file;      /* CA of the directory server's certificate */
+	char *cert_source;       /* "ldap", "dir:/PATH", or NULL */
+	bool sshd_key_check;     /* account: sshd's public key must be a valid certificate's */
+	bool agent;              /* auth: no card, prove a certificate's key via ssh-agent */
 	char *helper;                /* card helper program */
 	struct piv_strlist helper_env; /* NAME=VALUE given to the helper */
 };

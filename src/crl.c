@@ -481,8 +481,11 @@ consult(const struct piv_conf *conf, const char *crl_path, X509 *cert, X509 *iss
 	} else {
 		res->usable = true;
 		res->revoked = piv_crl_index_has(&idx, rec);
-		piv_fmt(res->why, sizeof(res->why), "%s (CRL with %ju entries)",
-		        res->revoked ? "revoked" : "not revoked", (uintmax_t)idx.count);
+		piv_fmt(res->why, sizeof(res->why),
+		        "%s (CRL with %ju entries, thisUpdate %jd s ago, nextUpdate in %jd s)",
+		        res->revoked ? "revoked" : "not revoked", (uintmax_t)idx.count,
+		        (intmax_t)((int64_t)now - idx.this_update),
+		        (intmax_t)(idx.next_update - (int64_t)now));
 	}
 	piv_crl_close_index(&idx);
 }
@@ -606,9 +609,16 @@ piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, time_t now,
 			path = cached;
 		}
 		consult(conf, path, cert, issuer, now, is_ca, log, ud, &res);
-		log_to(log, ud, LOG_DEBUG, "CRL %s: %s", path, res.why);
+		/* the source, as pam-piv-check shows it: a local file, or the
+		 * cached copy of what a distribution point served */
+		char source[1200];
+		if (i < n_files)
+			piv_fmt(source, sizeof(source), "local CRL %s", path);
+		else
+			piv_fmt(source, sizeof(source), "cached CRL from %s", urls[i - n_files]);
+		log_to(log, ud, LOG_DEBUG, "%s: %s", source, res.why);
 		if (res.usable && res.revoked) {
-			piv_fmt(reason, reason_size, "%s: %s", path, res.why);
+			piv_fmt(reason, reason_size, "%s: %s", source, res.why);
 			answer = PIV_REV_REVOKED;
 			goto out;
 		}
@@ -617,7 +627,7 @@ piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, time_t now,
 		else if (i >= n_files)
 			stale_fetched = true;
 		if (res.usable || !usable)
-			piv_fmt(reason, reason_size, "%s: %s", path, res.why);
+			piv_fmt(reason, reason_size, "%s: %s", source, res.why);
 	}
 	if (usable) {
 		answer = PIV_REV_GOOD;
@@ -637,8 +647,8 @@ piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, time_t now,
 			continue;
 		}
 		consult(conf, cached, cert, issuer, now, is_ca, log, ud, &res);
-		log_to(log, ud, LOG_DEBUG, "CRL from %s: %s", urls[u], res.why);
-		piv_fmt(reason, reason_size, "%s: %s", urls[u], res.why);
+		log_to(log, ud, LOG_DEBUG, "CRL fetched from %s: %s", urls[u], res.why);
+		piv_fmt(reason, reason_size, "CRL fetched from %s: %s", urls[u], res.why);
 		if (res.usable) {
 			answer = res.revoked ? PIV_REV_REVOKED : PIV_REV_GOOD;
 			goto out;

@@ -280,10 +280,10 @@ piv_dir_open(const struct piv_conf *conf, struct piv_dir **out, char *why, size_
 }
 
 enum piv_status
-piv_dir_search(struct piv_dir *dir, const char *filter, piv_dir_value_fn fn, void *ud,
-               size_t *entries, char *why, size_t why_size)
+piv_dir_search(struct piv_dir *dir, const char *filter, const char *attr, piv_dir_value_fn fn,
+               void *ud, size_t *entries, char *why, size_t why_size)
 {
-	char *attrs[] = { dir->conf->ldap_user_attr, NULL };
+	char *attrs[] = { (char *)attr, NULL };
 	LDAPMessage *res = NULL;
 	enum piv_status st;
 	struct timeval tv;
@@ -308,7 +308,7 @@ piv_dir_search(struct piv_dir *dir, const char *filter, piv_dir_value_fn fn, voi
 	for (LDAPMessage *e = ldap_first_entry(dir->ld, res); e != NULL;
 	     e = ldap_next_entry(dir->ld, e)) {
 		char *dn = ldap_get_dn(dir->ld, e);
-		struct berval **vals = ldap_get_values_len(dir->ld, e, dir->conf->ldap_user_attr);
+		struct berval **vals = ldap_get_values_len(dir->ld, e, attr);
 
 		(*entries)++;
 		if (vals == NULL || vals[0] == NULL)
@@ -320,6 +320,20 @@ piv_dir_search(struct piv_dir *dir, const char *filter, piv_dir_value_fn fn, voi
 	}
 	ldap_msgfree(res);
 	return PIV_OK;
+}
+
+char *
+piv_dir_equality_filter(const char *attr, const char *value)
+{
+	struct berval in = { strlen(value), (char *)value }, out = { 0, NULL };
+	char *filter = NULL;
+
+	if (ldap_bv2escaped_filter_value(&in, &out) != 0)
+		return NULL;
+	if (asprintf(&filter, "(%s=%s)", attr, out.bv_val) < 0)
+		filter = NULL;
+	ldap_memfree(out.bv_val);
+	return filter;
 }
 
 void

@@ -20,15 +20,20 @@ struct piv_dir;
 enum piv_status piv_dir_open(const struct piv_conf *conf, struct piv_dir **out,
                              char *why, size_t why_size);
 
-/* One value of ldap_user_attr of one entry found (dn escaped-safe only
+/* One value of the attribute asked for, of one entry found (dn escaped-safe only
  * after piv_escape: it comes from the server). */
 typedef void (*piv_dir_value_fn)(void *ud, const char *dn, const char *value, size_t len);
 
 /* Search the subtree under ldap_base with the filter; fn sees every value
- * of the account attribute; *entries counts the entries found.
- * PIV_E_AMBIGUOUS when more than PIV_MAX_ACCOUNTS entries match. */
-enum piv_status piv_dir_search(struct piv_dir *dir, const char *filter, piv_dir_value_fn fn,
-                               void *ud, size_t *entries, char *why, size_t why_size);
+ * of attr (NULL value: an entry without it); *entries counts the entries
+ * found. PIV_E_AMBIGUOUS when more than PIV_MAX_ACCOUNTS entries match. */
+enum piv_status piv_dir_search(struct piv_dir *dir, const char *filter, const char *attr,
+                               piv_dir_value_fn fn, void *ud, size_t *entries, char *why,
+                               size_t why_size);
+
+/* filter's "(attr=VALUE)" with VALUE escaped as RFC 4515 wants; NULL if
+ * out of memory. Free with free(). */
+char *piv_dir_equality_filter(const char *attr, const char *value);
 
 void piv_dir_close(struct piv_dir *dir);
 

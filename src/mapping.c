@@ -281,7 +281,8 @@ run_ldap_rule(const struct piv_conf *conf, const struct piv_rule *rule, const ui
 	if (*dir == NULL)
 		st = piv_dir_open(conf, dir, why, why_size);
 	if (st == PIV_OK)
-		st = piv_dir_search(*dir, filter, ldap_value, &hits, &entries, why, why_size);
+		st = piv_dir_search(*dir, filter, conf->ldap_user_attr, ldap_value, &hits, &entries, why,
+		                    why_size);
 	if (st == PIV_OK && hits.failed)
 		st = PIV_E_INTERNAL;
 	if (st == PIV_OK && acc->n == 0) {

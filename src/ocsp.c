@@ -82,19 +82,28 @@ piv_ocsp_judge(const unsigned char *der, size_t len, X509 *cert, X509 *issuer,
 		piv_fmt(reason, reason_size, "OCSP response is stale");
 		goto out;
 	}
-	switch (status) {
-	case V_OCSP_CERTSTATUS_GOOD:
-		answer = PIV_REV_GOOD;
-		piv_fmt(reason, reason_size, "OCSP: good");
-		break;
-	case V_OCSP_CERTSTATUS_REVOKED:
-		answer = PIV_REV_REVOKED;
-		piv_fmt(reason, reason_size, "OCSP: revoked (%s)",
-		        rev_reason >= 0 ? OCSP_crl_reason_str(rev_reason) : "no reason given");
-		break;
-	default:
-		piv_fmt(reason, reason_size, "OCSP: the responder does not know the certificate");
-		break;
+	{
+		int64_t this_t = 0;
+		char age[120] = "";
+		if (thisupd != NULL && piv_asn1_time_to_unix(thisupd, &this_t) == 0)
+			piv_fmt(age, sizeof(age), ", thisUpdate %jd s ago", (intmax_t)(now - this_t));
+		if (nextupd != NULL && next > 0)
+			piv_fmt(age + strlen(age), sizeof(age) - strlen(age), ", nextUpdate in %jd s",
+			        (intmax_t)(next - now));
+		switch (status) {
+		case V_OCSP_CERTSTATUS_GOOD:
+			answer = PIV_REV_GOOD;
+			piv_fmt(reason, reason_size, "OCSP: good%s", age);
+			break;
+		case V_OCSP_CERTSTATUS_REVOKED:
+			answer = PIV_REV_REVOKED;
+			piv_fmt(reason, reason_size, "OCSP: revoked (%s)%s",
+			        rev_reason >= 0 ? OCSP_crl_reason_str(rev_reason) : "no reason given", age);
+			break;
+		default:
+			piv_fmt(reason, reason_size, "OCSP: the responder does not know the certificate");
+			break;
+		}
 	}
 out:
 	OCSP_CERTID_free(id);
@@ -227,6 +236,7 @@ piv_ocsp_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, STACK_OF(X
 		der = NULL;
 		if (answer != PIV_REV_UNKNOWN) {
 			piv_fmt(line, sizeof(line), "OCSP answer from the cache: %s", reason);
+			piv_fmt(reason + strlen(reason), reason_size - strlen(reason), " (cached answer)");
 			if (log)
 				log(ud, LOG_DEBUG, line);
 			goto out;
@@ -248,6 +258,8 @@ piv_ocsp_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, STACK_OF(X
 		goto out;
 	answer = piv_ocsp_judge(der, len, cert, issuer, chain, store, req, now, &next_update,
 	                        reason, reason_size);
+	if (answer != PIV_REV_UNKNOWN)
+		piv_fmt(reason + strlen(reason), reason_size - strlen(reason), " (from %s)", url);
 	if (answer != PIV_REV_UNKNOWN && next_update > now &&
 	    piv_write_atomically(path, der, len, NULL, 0) != 0 && log != NULL)
 		log(ud, LOG_WARNING, "cannot store the OCSP response in cache_dir");

@@ -388,9 +388,24 @@ p11_find(struct p11_ctx *ctx, const char *token_uri, const char *cert_uri,
 			log_rv(ctx, LOG_WARNING, "C_GetInfo", rv);
 			continue;
 		}
+		{
+			/* what the administrator sees with debug (and pam-piv-check) */
+			char desc[sizeof(info.libraryDescription) + 1], manuf[sizeof(info.manufacturerID) + 1];
+			snprintf(desc, sizeof(desc), "%.*s",
+			         (int)p11_kit_space_strlen(info.libraryDescription,
+			                                   sizeof(info.libraryDescription)),
+			         (const char *)info.libraryDescription);
+			snprintf(manuf, sizeof(manuf), "%.*s",
+			         (int)p11_kit_space_strlen(info.manufacturerID, sizeof(info.manufacturerID)),
+			         (const char *)info.manufacturerID);
+			LOG(ctx, LOG_DEBUG, "module %zu: '%s' by '%s', version %u.%u", mi + 1, desc, manuf,
+			    info.libraryVersion.major, info.libraryVersion.minor);
+		}
 		if (!p11_kit_uri_match_module_info(turi, &info) ||
-		    !p11_kit_uri_match_module_info(curi, &info))
+		    !p11_kit_uri_match_module_info(curi, &info)) {
+			LOG(ctx, LOG_DEBUG, "module %zu does not match the token or cert URI", mi + 1);
 			continue;
+		}
 		/* Two-call size query; the list may change between the calls
 		 * (a card inserted), so ask again when it grew. */
 		for (int attempt = 0; attempt < 3; attempt++) {
@@ -419,9 +434,24 @@ p11_find(struct p11_ctx *ctx, const char *token_uri, const char *cert_uri,
 			}
 			if (!(ti.flags & CKF_TOKEN_INITIALIZED))
 				continue;
+			{
+				char label[sizeof(ti.label) + 1], serial[sizeof(ti.serialNumber) + 1];
+				snprintf(label, sizeof(label), "%.*s",
+				         (int)p11_kit_space_strlen(ti.label, sizeof(ti.label)),
+				         (const char *)ti.label);
+				snprintf(serial, sizeof(serial), "%.*s",
+				         (int)p11_kit_space_strlen(ti.serialNumber, sizeof(ti.serialNumber)),
+				         (const char *)ti.serialNumber);
+				LOG(ctx, LOG_DEBUG, "module %zu slot %lu: token '%s' serial '%s'%s", mi + 1,
+				    (unsigned long)slots[si], label, serial,
+				    (ti.flags & CKF_PROTECTED_AUTHENTICATION_PATH) ? " (PIN pad)" : "");
+			}
 			if (!p11_kit_uri_match_token_info(turi, &ti) ||
-			    !p11_kit_uri_match_token_info(curi, &ti))
+			    !p11_kit_uri_match_token_info(curi, &ti)) {
+				LOG(ctx, LOG_DEBUG, "token in slot %lu does not match the token or cert URI",
+				    (unsigned long)slots[si]);
 				continue;
+			}
 			(*tokens_seen)++;
 			scan_token(ctx, m, slots[si], &ti, curi, cands, max, n);
 		}

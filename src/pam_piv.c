@@ -1,6 +1,7 @@
 /* The PAM entry points: read the configuration, run one authentication
  * through auth.c with a PAM conversation, turn the outcome into a PAM code
- * (status.c), log one audit line, set PAM_USER and the token name. */
+ * (status.c), log one audit line, set PAM_USER and the token name; and the
+ * sshd account check (sshd_key_check) through userkeys.c. */
 #include "config.h"
 
 #include <stdarg.h>
@@ -10,12 +11,16 @@
 #include <syslog.h>
 
 #define PAM_SM_AUTH
+#define PAM_SM_ACCOUNT
 #include <security/pam_ext.h>
 #include <security/pam_modules.h>
 #include <security/pam_modutil.h>
 
+#include "assess.h"
 #include "auth.h"
 #include "conf.h"
+#include "sshkey.h"
+#include "userkeys.h"
 #include "status.h"
 #include "util.h"
 
@@ -105,7 +110,8 @@ PAM_EXTERN int
 pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
 	struct pam_ui_ctx ctx = { pamh, (flags & PAM_SILENT) != 0, false };
-	struct piv_ui ui = { &ctx, ui_ask_pin, ui_info, ui_error, ui_log, ui_account_exists };
+	struct piv_ui ui = { &ctx, ui_ask_pin, ui_info, ui_error, ui_log, ui_account_exists, NULL,
+	                     NULL };
 	struct piv_conf conf;
 	struct piv_conf_error err;
 	struct piv_auth_result *res = NULL;
@@ -167,4 +173,142 @@ pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv)
 	(void)argc;
 	(void)argv;
 	return PAM_SUCCESS;
+}
+
+/* ---- account: sshd_key_check ------------------------------------------ */
+
+#define MAX_USED_KEYS 8
+
+struct used_keys {
+	uint8_t *blob[MAX_USED_KEYS];
+	size_t len[MAX_USED_KEYS];
+	bool matched[MAX_USED_KEYS];
+	size_t n;
+	bool too_many;
+};
+
+static void
+collect_used(void *ud, const uint8_t *blob, size_t len)
+{
+	struct used_keys *used = ud;
+
+	if (used->n >= MAX_USED_KEYS || (used->blob[used->n] = malloc(len ? len : 1)) == NULL) {
+		used->too_many = true;
+		return;
+	}
+	memcpy(used->blob[used->n], blob, len);
+	used->len[used->n++] = len;
+}
+
+static void
+match_valid(void *ud, X509 *leaf, const uint8_t *blob, size_t len)
+{
+	struct used_keys *used = ud;
+
+	(void)leaf;
+	for (size_t i = 0; i < used->n; i++)
+		if (used->len[i] == len && memcmp(used->blob[i], blob, len) == 0)
+			used->matched[i] = true;
+}
+
+static void
+hook_log(void *ud, int prio, const char *text)
+{
+	ui_log(ud, prio, text);
+}
+
+static void
+hook_trace(void *ud, const char *text)
+{
+	ui_log(ud, LOG_DEBUG, text);
+}
+
+/* sshd (OpenSSH 7.5 and later) tells the account phase how the user
+ * authenticated in SSH_AUTH_INFO_0, one "publickey TYPE BASE64" line per
+ * key. Every such key must belong to a certificate of this user that is
+ * valid now: a key authorized earlier stops working the moment its
+ * certificate is revoked or expires. */
+PAM_EXTERN int
+pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	struct pam_ui_ctx ctx = { pamh, (flags & PAM_SILENT) != 0, false };
+	struct piv_assess_hooks hooks = { &ctx, hook_log, hook_trace, ui_account_exists };
+	struct used_keys used;
+	struct piv_conf conf;
+	struct piv_conf_error err;
+	struct piv_trust trust;
+	const void *item = NULL;
+	const char *user, *info;
+	char why[400], esc_user[300];
+	size_t n_publickey = 0, n_valid = 0;
+	enum piv_status st;
+	int code = PAM_PERM_DENIED;
+
+	memset(&used, 0, sizeof(used));
+	if (piv_conf_load(&conf, PIV_CONF_PATH, argc, argv, &err) != 0) {
+		pam_syslog(pamh, LOG_ALERT, "configuration error: %s", err.msg);
+		return PAM_SERVICE_ERR;
+	}
+	ctx.debug = conf.debug;
+	if (!conf.sshd_key_check) {
+		piv_conf_free(&conf);
+		return PAM_IGNORE; /* nothing this module checks in the account phase */
+	}
+	if (pam_get_item(pamh, PAM_USER, &item) != PAM_SUCCESS || item == NULL ||
+	    *(const char *)item == '\0') {
+		pam_syslog(pamh, LOG_NOTICE, "account check failed: no user");
+		goto out;
+	}
+	user = item;
+	piv_escape_str(user, esc_user, sizeof(esc_user));
+	info = pam_getenv(pamh, "SSH_AUTH_INFO_0");
+	if (info == NULL) {
+		pam_syslog(pamh, LOG_NOTICE, "account check failed: user=%s reason=\"SSH_AUTH_INFO_0 "
+		           "is not set: sshd_key_check is only for sshd (OpenSSH 7.5 or later)\"",
+		           esc_user);
+		goto out;
+	}
+	if (piv_ssh_auth_info_keys(info, collect_used, &used, &n_publickey) != 0 || used.too_many) {
+		pam_syslog(pamh, LOG_NOTICE, "account check failed: user=%s reason=\"unreadable "
+		           "SSH_AUTH_INFO_0\"", esc_user);
+		goto out;
+	}
+	if (n_publickey == 0) {
+		if (conf.debug)
+			pam_syslog(pamh, LOG_DEBUG, "account check: user=%s used no public key", esc_user);
+		code = PAM_IGNORE;
+		goto out;
+	}
+	if (piv_trust_load(&conf, &trust, why, sizeof(why)) != PIV_OK) {
+		pam_syslog(pamh, LOG_ALERT, "configuration error: %s", why);
+		code = PAM_SERVICE_ERR;
+		goto out;
+	}
+	st = piv_user_keys(&conf, &trust, user, &hooks, match_valid, &used, &n_valid, why,
+	                   sizeof(why));
+	piv_trust_free(&trust);
+	if (st != PIV_OK) {
+		code = st == PIV_E_CONFIG ? PAM_SERVICE_ERR
+		       : st == PIV_E_DIRECTORY ? PAM_AUTHINFO_UNAVAIL : PAM_PERM_DENIED;
+		pam_syslog(pamh, st == PIV_E_CONFIG ? LOG_ALERT : LOG_NOTICE,
+		           "account check failed: user=%s result=%s reason=\"%s\"", esc_user,
+		           piv_status_name(st), why);
+		goto out;
+	}
+	for (size_t i = 0; i < used.n; i++) {
+		if (!used.matched[i]) {
+			pam_syslog(pamh, LOG_NOTICE, "account check failed: user=%s reason=\"public key "
+			           "%zu of %zu is not the key of a valid certificate of the user (%zu valid)\"",
+			           esc_user, i + 1, used.n, n_valid);
+			goto out;
+		}
+	}
+	pam_syslog(pamh, LOG_INFO, "account check succeeded: user=%s keys=%zu (each the key of a "
+	           "valid certificate)", esc_user, used.n);
+	code = PAM_SUCCESS;
+out:
+	for (size_t i = 0; i < used.n; i++)
+		free(used.blob[i]);
+	piv_conf_free(&conf);
+	return code;
 }

@@ -31,6 +31,7 @@ test_entry_points_visible(void **state)
 	(void)state;
 	assert_non_null(dlsym(h, "pam_sm_authenticate"));
 	assert_non_null(dlsym(h, "pam_sm_setcred"));
+	assert_non_null(dlsym(h, "pam_sm_acct_mgmt"));
 	dlclose(h);
 }
 

@@ -33,6 +33,7 @@ static const char *shim;
 static const char *softhsm;
 static const char *www;       /* the test HTTP server's document root */
 static const char *http_port; /* its port */
+static const char *check_tool; /* pam-piv-check */
 
 /* What the conversation saw. */
 struct conv_log {
@@ -976,7 +977,7 @@ static const char *ldap_uri, *ldaps_uri, *ldapi_uri, *ldap_base, *ldap_suffix, *
  * sss-certmap template cannot hold literally. (The rule of the OpenLDAP
  * example in pam_piv.conf(5).) */
 #define OPENLDAP_USERCERT "(&(objectClass=posixAccount)(userCertificate=\\7b serialNumber " \
-	"'{serial_number!hex_u}'H, issuer rdnSequence:\"{issuer_dn}\" \\7d))"
+	"{serial_number!dec}, issuer rdnSequence:\"{issuer_dn}\" \\7d))"
 
 /* An ldap: rule against the directory at uri; more: further lines (a
  * later key wins, a later map line is the next rule). */
@@ -2083,6 +2084,127 @@ test_crl_unsafe_cache_dir(void **state)
 	outcome_free(&o);
 }
 
+/* ---- pam-piv-check ---------------------------------------------------- */
+
+/* Run pam-piv-check on current.conf; *out gets stdout, the exit status
+ * is returned. pin: a line for --pin-stdin, or NULL. */
+static int
+run_check(const char *args, const char *pin, char **out)
+{
+	char cmd[9000], path[4200];
+	int status;
+
+	snprintf(path, sizeof(path), "%s/check.out", work);
+	snprintf(cmd, sizeof(cmd), "%s timeout 60 '%s' --config '%s/current.conf' %s %s > '%s' 2>&1",
+	         pin ? "printf '%s\\n' | " : "", check_tool, work, pin ? "--pin-stdin" : "", args,
+	         path);
+	if (pin != NULL) {
+		char *full = NULL;
+		assert_true(asprintf(&full, cmd, pin) > 0);
+		status = system(full);
+		free(full);
+	} else {
+		status = system(cmd);
+	}
+	*out = slurp(path);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+static void
+check_must(const char *out, const char *needle)
+{
+	if (strstr(out, needle) == NULL)
+		fail_msg("pam-piv-check output lacks '%s':\n%s", needle, out);
+}
+
+static void
+test_check_tool(void **state)
+{
+	char *out;
+
+	(void)state;
+	/* everything up to the PIN, and the exit status that says so */
+	configure(&SETUP(.scenario = "p256"));
+	assert_int_equal(run_check("--user alice", NULL, &out), 3);
+	check_must(out, "module 1: 'Implementation of PKCS11' by 'SoftHSM'");
+	check_must(out, "token 'p256'");
+	check_must(out, "chain                ok    success: valid");
+	check_must(out, "anchor                     2: CN=PIV Test Root CA");
+	check_must(out, "key usage            ok");
+	check_must(out, "card authentication  ok");
+	check_must(out, "maps to account 'alice'");
+	check_must(out, "not tried without a PIN");
+	free(out);
+	/* the whole login, signature included */
+	assert_int_equal(run_check("--user alice", PIN, &out), 0);
+	check_must(out, "login: would succeed");
+	check_must(out, "signature verified");
+	assert_null(strstr(out, PIN)); /* never the PIN */
+	free(out);
+	assert_int_equal(run_check("--user alice", "654321", &out), 1);
+	check_must(out, "Wrong PIN");
+	assert_null(strstr(out, "654321"));
+	free(out);
+	/* another user */
+	assert_int_equal(run_check("--user bob", PIN, &out), 1);
+	check_must(out, "not mapped to bob");
+	free(out);
+	/* a failing step says which */
+	configure(&SETUP(.scenario = "expired"));
+	assert_int_equal(run_check("--user alice", PIN, &out), 1);
+	check_must(out, "dates                fail");
+	check_must(out, "chain                fail  cert-expired");
+	free(out);
+	configure(&SETUP(.scenario = "cardauth"));
+	assert_int_equal(run_check("", NULL, &out), 1);
+	check_must(out, "card authentication  fail");
+	free(out);
+	configure(&SETUP(.scenario = "empty"));
+	assert_int_equal(run_check("", NULL, &out), 1);
+	check_must(out, "No PIV card found");
+	free(out);
+	/* configuration errors in the module's words */
+	configure(&SETUP(.scenario = "p256", .extra = "no_such_key = 1"));
+	assert_int_equal(run_check("", NULL, &out), 2);
+	check_must(out, "configuration error: ");
+	check_must(out, "current.conf:");
+	check_must(out, "unknown key 'no_such_key'");
+	free(out);
+	/* JSON for scripts */
+	configure(&SETUP(.scenario = "p256"));
+	assert_int_equal(run_check("--json --user alice", PIN, &out), 0);
+	check_must(out, "{\"configuration\":");
+	check_must(out, "\"signature_verified\":true},\"exit\":0}");
+	check_must(out, "\"name\":\"chain\",\"verdict\":\"ok\"");
+	free(out);
+}
+
+/* Revocation steps show each method's answer with its source and age. */
+static void
+test_check_tool_revocation(void **state)
+{
+	char *out, extra[4300];
+
+	(void)state;
+	snprintf(extra, sizeof(extra), "revocation = ocsp,crl\ncache_dir = %s", cache_dir);
+	configure(&SETUP(.scenario = "p256", .extra = extra));
+	assert_int_equal(run_check("--user alice", NULL, &out), 3);
+	check_must(out, "good: OCSP: good, thisUpdate ");
+	check_must(out, "(from http://127.0.0.1:8888)");
+	check_must(out, "CRL fetched from http://127.0.0.1:");
+	free(out);
+	/* the second time from the caches */
+	assert_int_equal(run_check("--user alice", NULL, &out), 3);
+	check_must(out, "(cached answer)");
+	check_must(out, "cached CRL from http://127.0.0.1:");
+	free(out);
+	configure(&SETUP(.scenario = "revoked", .extra = extra));
+	assert_int_equal(run_check("--user alice", PIN, &out), 1);
+	check_must(out, "revocation           fail  ocsp for /C=US/O=PIV Test/OU=People/UID=alice/CN=Alice Example: revoked");
+	free(out);
+}
+
 int
 main(void)
 {
@@ -2114,6 +2236,7 @@ main(void)
 		R(test_crl_unsafe_cache_dir), R(test_unsafe_trust_files), R(test_revocation_default),
 		R(test_ocsp_good_and_revoked), R(test_ocsp_cached), R(test_ocsp_responder_down),
 		R(test_ocsp_responder_hangs), R(test_ocsp_bad_answers), R(test_concurrent_logins),
+		R(test_check_tool), R(test_check_tool_revocation),
 #undef R
 #define L(f) cmocka_unit_test_setup_teardown(f, ldap_setup, ldap_teardown)
 		L(test_ldap_whole_certificate), L(test_ldap_ad_strong_mappings),
@@ -2130,6 +2253,7 @@ main(void)
 	softhsm = getenv("SOFTHSM2_MODULE");
 	www = getenv("PIV_WWW");
 	http_port = getenv("PIV_HTTP_PORT");
+	check_tool = getenv("PIV_CHECK_TOOL");
 	ldap_uri = getenv("PIV_LDAP_URI");
 	ldaps_uri = getenv("PIV_LDAPS_URI");
 	ldapi_uri = getenv("PIV_LDAPI_URI");
@@ -2142,7 +2266,8 @@ main(void)
 	ldap_pw_nl = getenv("PIV_LDAP_PW_NL");
 	ldap_root_dn = getenv("PIV_LDAP_ROOT_DN");
 	ldap_root_pw = getenv("PIV_LDAP_ROOT_PW");
-	if (!fx || !work || !helper || !shim || !softhsm || !www || !http_port || !ldap_uri ||
+	if (!fx || !work || !helper || !shim || !softhsm || !www || !http_port || !check_tool ||
+	    !ldap_uri ||
 	    !ldaps_uri || !ldapi_uri || !ldap_base || !ldap_suffix || !ldap_ca || !ldap_other_ca ||
 	    !ldap_bind_dn || !ldap_pw || !ldap_pw_nl || !ldap_root_dn || !ldap_root_pw) {
 		fprintf(stderr, "run through tests/pam-tests.sh\n");

@@ -306,7 +306,7 @@ test_conf_ldap_accepted(void **state)
 		"ldap_ca_file  = /etc/ssl/example-ldap-ca.pem\n"
 		"ldap_base     = ou=People,dc=example,dc=org\n"
 		"map = ldap:LDAPU1:(&(objectClass=posixAccount)(userCertificate=\\7b serialNumber "
-		"'{serial_number!hex_u}'H, issuer rdnSequence:\"{issuer_dn}\" \\7d))\n",
+		"{serial_number!dec}, issuer rdnSequence:\"{issuer_dn}\" \\7d))\n",
 	};
 	char text[2048];
 
