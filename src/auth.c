@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 #include <p11-kit/pkcs11.h>
 
+#include "agentauth.h"
 #include "assess.h"
 #include "card.h"
 #include "mapping.h"
@@ -232,6 +233,41 @@ prove(struct auth_run *run, struct piv_card *card, size_t index, X509 *leaf)
 	return PIV_OK;
 }
 
+/* agent = yes and no card (agentauth.h). */
+static enum piv_status
+agent_login(struct auth_run *run, const struct piv_trust *trust, const char *user,
+            const struct piv_assess_hooks *hooks, const char *card_message)
+{
+	const struct piv_ui *ui = run->ui;
+	struct piv_agent_login login = { user, 0, 0, NULL, ui->service };
+	struct piv_agent_result ar;
+	enum piv_status st;
+
+	if (user == NULL || ui->account_ids == NULL || ui->agent_socket == NULL ||
+	    ui->account_ids(ui->ud, user, &login.uid, &login.gid) != 0) {
+		piv_fmt(run->res->reason, sizeof(run->res->reason), "%s; agent: %s", card_message,
+		         user == NULL ? "a user name is needed" : "unknown account");
+		user_error(run, PIV_E_NO_CARD, user);
+		return PIV_E_NO_CARD;
+	}
+	login.socket_path = ui->agent_socket(ui->ud);
+	st = piv_agent_authenticate(run->conf, trust, &login, hooks, &ar);
+	if (ar.have_cert) {
+		run->res->cert = ar.cert;
+		run->res->have_cert = true;
+	}
+	if (st == PIV_OK) {
+		snprintf(run->res->account, sizeof(run->res->account), "%s", user);
+		snprintf(run->res->token_label, sizeof(run->res->token_label), "ssh-agent");
+		snprintf(run->res->token_env, sizeof(run->res->token_env), "ssh-agent");
+		snprintf(run->res->reason, sizeof(run->res->reason), "%s", ar.why);
+		return PIV_OK;
+	}
+	piv_fmt(run->res->reason, sizeof(run->res->reason), "%s; %s", card_message, ar.why);
+	user_error(run, st, user);
+	return st;
+}
+
 enum piv_status
 piv_authenticate(const struct piv_conf *conf, const char *user, const struct piv_ui *ui,
                  struct piv_auth_result *res)
@@ -258,6 +294,11 @@ piv_authenticate(const struct piv_conf *conf, const char *user, const struct piv
 		goto done;
 
 	st = piv_card_open(&card, conf, log_cb, card_waiting_cb, &run);
+	if (st == PIV_E_NO_CARD && conf->agent) {
+		/* No card here: the user's forwarded ssh-agent may prove one. */
+		st = agent_login(&run, &trust, user, &hooks, card.message);
+		goto done;
+	}
 	if (st != PIV_OK) {
 		snprintf(res->reason, sizeof(res->reason), "%s",
 		         st == PIV_E_NO_CARD ? card.message : "card helper failed");

@@ -5,6 +5,8 @@
 #define PIV_AUTH_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
 
 #include "conf.h"
 #include "status.h"
@@ -26,6 +28,11 @@ struct piv_ui {
 	                  const struct piv_blob *extras, size_t n_extras);
 	/* Optional: the verdict on that certificate (assess.h) before any PIN. */
 	void (*verdict)(void *ud, size_t index, enum piv_status status, const char *why);
+	/* For agent = yes: the account's uid and gid (0 or -1), SSH_AUTH_SOCK
+	 * (or NULL), and the service name that goes into what is signed. */
+	int (*account_ids)(void *ud, const char *name, uid_t *uid, gid_t *gid);
+	const char *(*agent_socket)(void *ud);
+	const char *service;
 };
 
 struct piv_auth_result {

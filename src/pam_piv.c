@@ -4,6 +4,7 @@
  * sshd account check (sshd_key_check) through userkeys.c. */
 #include "config.h"
 
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +82,31 @@ ui_account_exists(void *ud, const char *name)
 	return pam_modutil_getpwnam(ctx->pamh, name) != NULL;
 }
 
+static int
+ui_account_ids(void *ud, const char *name, uid_t *uid, gid_t *gid)
+{
+	struct pam_ui_ctx *ctx = ud;
+	struct passwd *pw = pam_modutil_getpwnam(ctx->pamh, name);
+
+	if (pw == NULL)
+		return -1;
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	return 0;
+}
+
+/* SSH_AUTH_SOCK from the PAM environment, else from the process (sudo
+ * keeps the invoking user's environment while it authenticates). Either
+ * way untrusted: agentauth.c decides whether the socket is the user's. */
+static const char *
+ui_agent_socket(void *ud)
+{
+	struct pam_ui_ctx *ctx = ud;
+	const char *path = pam_getenv(ctx->pamh, "SSH_AUTH_SOCK");
+
+	return path != NULL ? path : getenv("SSH_AUTH_SOCK");
+}
+
 static void
 audit(pam_handle_t *pamh, const char *user, const struct piv_auth_result *res)
 {
@@ -111,7 +137,7 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
 	struct pam_ui_ctx ctx = { pamh, (flags & PAM_SILENT) != 0, false };
 	struct piv_ui ui = { &ctx, ui_ask_pin, ui_info, ui_error, ui_log, ui_account_exists, NULL,
-	                     NULL };
+	                     NULL, ui_account_ids, ui_agent_socket, NULL };
 	struct piv_conf conf;
 	struct piv_conf_error err;
 	struct piv_auth_result *res = NULL;
@@ -132,6 +158,8 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 	 * username-less login decided by the card. */
 	if (pam_get_item(pamh, PAM_USER, &item) == PAM_SUCCESS && item != NULL)
 		user = item;
+	if (pam_get_item(pamh, PAM_SERVICE, &item) == PAM_SUCCESS && item != NULL)
+		ui.service = item;
 	res = calloc(1, sizeof(*res));
 	if (res == NULL) {
 		pam_syslog(pamh, LOG_CRIT, "authentication failed: out of memory");

@@ -2084,6 +2084,127 @@ test_crl_unsafe_cache_dir(void **state)
 	outcome_free(&o);
 }
 
+/* ---- agent = yes: sudo over ssh with a forwarded ssh-agent ---------- */
+
+static char agent_dir[64];
+
+/* A real ssh-agent running as alice (uid 1001), holding the key of the
+ * SCENARIO card through PKCS#11 (ssh-add -s), as a forwarded agent would.
+ * (Not under pam_wrapper: its constructor ends any process that cannot
+ * read the service directory, as alice cannot.) */
+static void
+start_agent(const char *scenario)
+{
+	snprintf(agent_dir, sizeof(agent_dir), "/tmp/piv-agent.XXXXXX");
+	assert_non_null(mkdtemp(agent_dir));
+	shell("cp -a '%s/tok/%s' '%s/tok' && sed -i 's|%s/tok/%s|%s/tok|' '%s/tok/softhsm2.conf' && "
+	      "printf '#!/bin/sh\\necho %s\\n' > '%s/askpass' && chmod 755 '%s/askpass' && "
+	      "chown -R 1001:1001 '%s'", fx, scenario, agent_dir, fx, scenario, agent_dir, agent_dir,
+	      PIN, agent_dir, agent_dir, agent_dir);
+	shell("env -u LD_PRELOAD setpriv --reuid=1001 --regid=1001 --clear-groups env -i PATH=/usr/bin:/bin "
+	      "SOFTHSM2_CONF='%s/tok/softhsm2.conf' timeout 120 ssh-agent -D -a '%s/sock' "
+	      "> '%s/agent.log' 2>&1 & echo $! > '%s/agent.pid'; i=0; "
+	      "while [ ! -S '%s/sock' ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; "
+	      "[ -S '%s/sock' ] || { cat '%s/agent.log'; false; }", agent_dir, agent_dir, agent_dir,
+	      agent_dir, agent_dir, agent_dir, agent_dir);
+	shell("SSH_AUTH_SOCK='%s/sock' SSH_ASKPASS='%s/askpass' SSH_ASKPASS_REQUIRE=force "
+	      "env -u LD_PRELOAD setpriv --reuid=1001 --regid=1001 --clear-groups timeout 60 ssh-add -s '%s' "
+	      "< /dev/null > /dev/null 2>&1", agent_dir, agent_dir, softhsm);
+	{
+		char sock[100];
+		snprintf(sock, sizeof(sock), "%s/sock", agent_dir);
+		setenv("SSH_AUTH_SOCK", sock, 1);
+	}
+}
+
+static int
+agent_teardown(void **state)
+{
+	(void)state;
+	unsetenv("SSH_AUTH_SOCK");
+	if (agent_dir[0] != '\0') {
+		shell("kill $(cat '%s/agent.pid') 2>/dev/null; rm -rf '%s'", agent_dir, agent_dir);
+		agent_dir[0] = '\0';
+	}
+	return 0;
+}
+
+/* cert_source for the agent tests: alice's file holds the certificates
+ * named; no local card (the empty token). */
+static void
+agent_setup_conf(const char *certs, const char *more)
+{
+	char extra[3000];
+
+	shell("mkdir -p '%s/certs' && rm -f '%s/certs/'*.pem && for c in %s; do "
+	      "cat '%s/pki/'$c.crt >> '%s/certs/alice.pem'; done && chmod 600 '%s/certs/alice.pem'",
+	      work, work, certs, fx, work, work);
+	snprintf(extra, sizeof(extra), "agent = yes\ncert_source = dir:%s/certs\n%s", work,
+	         more ? more : "");
+	configure(&SETUP(.scenario = "empty", .extra = extra));
+}
+
+static void
+test_agent_login(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	start_agent("p256");
+	agent_setup_conf("alice-p256", NULL);
+	run("piv", "alice", PIN, 0, &o);
+	if (o.rv != PAM_SUCCESS || o.conv.prompts != 0) {
+		dump(&o);
+		fail_msg("agent login: rv=%d prompts=%d", o.rv, o.conv.prompts);
+	}
+	must_log(&o, "agent: asking for a signature");
+	must_log(&o, "token=\"ssh-agent\"");
+	outcome_free(&o);
+	/* the agent is alice's: bob cannot use it */
+	run("piv", "bob", PIN, 0, &o);
+	assert_int_equal(o.rv, PAM_AUTHINFO_UNAVAIL);
+	outcome_free(&o);
+	/* a username-less login has nobody to prove */
+	run("piv", NULL, PIN, 0, &o);
+	assert_int_equal(o.rv, PAM_AUTHINFO_UNAVAIL);
+	outcome_free(&o);
+	/* the agent's key must be a valid certificate's: here the file lists
+	 * only another card's certificate */
+	agent_setup_conf("alice-rsa2048", NULL);
+	run("piv", "alice", PIN, 0, &o);
+	assert_int_equal(o.rv, PAM_AUTHINFO_UNAVAIL);
+	must_log(&o, "holds none of the keys of the user's 1 valid certificate(s)");
+	outcome_free(&o);
+	/* a path that is not the user's own socket is refused: here a
+	 * symbolic link to it in a directory of root's */
+	shell("rm -rf /tmp/piv-root-agent && mkdir /tmp/piv-root-agent && "
+	      "ln -s '%s/sock' /tmp/piv-root-agent/sock", agent_dir);
+	setenv("SSH_AUTH_SOCK", "/tmp/piv-root-agent/sock", 1);
+	agent_setup_conf("alice-p256", NULL);
+	run("piv", "alice", PIN, 0, &o);
+	assert_int_equal(o.rv, PAM_AUTHINFO_UNAVAIL);
+	must_log(&o, "agent: ");
+	outcome_free(&o);
+	shell("rm -rf /tmp/piv-root-agent");
+}
+
+/* The certificate behind the agent's key is revoked: no login. */
+static void
+test_agent_revoked(void **state)
+{
+	struct outcome o;
+	char more[4200];
+
+	(void)state;
+	start_agent("revoked");
+	snprintf(more, sizeof(more), "revocation = ocsp,crl\ncache_dir = %s", cache_dir);
+	agent_setup_conf("alice-revoked", more);
+	run("piv", "alice", PIN, 0, &o);
+	assert_int_not_equal(o.rv, PAM_SUCCESS);
+	must_log(&o, "cert-revoked");
+	outcome_free(&o);
+}
+
 /* ---- pam-piv-check ---------------------------------------------------- */
 
 /* Run pam-piv-check on current.conf; *out gets stdout, the exit status
@@ -2237,6 +2358,8 @@ main(void)
 		R(test_ocsp_good_and_revoked), R(test_ocsp_cached), R(test_ocsp_responder_down),
 		R(test_ocsp_responder_hangs), R(test_ocsp_bad_answers), R(test_concurrent_logins),
 		R(test_check_tool), R(test_check_tool_revocation),
+		cmocka_unit_test_setup_teardown(test_agent_login, revocation_setup, agent_teardown),
+		cmocka_unit_test_setup_teardown(test_agent_revoked, revocation_setup, agent_teardown),
 #undef R
 #define L(f) cmocka_unit_test_setup_teardown(f, ldap_setup, ldap_teardown)
 		L(test_ldap_whole_certificate), L(test_ldap_ad_strong_mappings),
