@@ -50,6 +50,7 @@ static struct {
 	EVP_PKEY *rsa_other, *p256_other, *p521, *ed25519, *rsa1024;
 	char agent_sock[128];
 	pid_t agent_pid;
+	pid_t peer_pid;  /* the fake agent running as nobody */
 } fx;
 
 /* ---- helpers ------------------------------------------------------- */
@@ -398,17 +399,27 @@ agent_setup(void **state)
 	return 0;
 }
 
+static void
+reap(pid_t *pid, int sig)
+{
+	if (*pid > 0) {
+		kill(*pid, sig);
+		while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	*pid = 0;
+}
+
+/* Also undoes what a failed refusal test left behind. */
 static int
 agent_teardown(void **state)
 {
 	(void)state;
-	if (fx.agent_pid > 0) {
-		kill(fx.agent_pid, SIGTERM);
-		while (waitpid(fx.agent_pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		fx.agent_pid = 0;
-	}
+	reap(&fx.agent_pid, SIGTERM);
+	reap(&fx.peer_pid, SIGKILL);
 	unlink(fx.agent_sock);
+	(void)chown(fx.dir, getuid(), getgid());
+	(void)chmod(fx.dir, 0700);
 	return 0;
 }
 
@@ -1341,6 +1352,7 @@ test_agent_socket_refusals(void **state)
 		for (;;)
 			pause();
 	}
+	fx.peer_pid = child;
 	close(ready[1]);
 	assert_int_equal(read(ready[0], &c, 1), 1);
 	close(ready[0]);
@@ -1354,9 +1366,7 @@ test_agent_socket_refusals(void **state)
 	assert_int_equal(piv_agent_connect(path, NOBODY, deadline_in(1000), &fd, why, sizeof(why)),
 	                 0);
 	close(fd);
-	kill(child, SIGKILL);
-	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
-		;
+	reap(&fx.peer_pid, SIGKILL);
 	assert_int_equal(chmod(fx.dir, 0700), 0);
 }
 
@@ -1649,6 +1659,7 @@ test_fake_agent_drip(void **state)
 				_exit(3);
 			usleep(2000);
 		}
+		free(expected); /* keeps valgrind's leak check quiet in the child */
 		_exit(0);
 	}
 	close(f.theirs);
