@@ -166,7 +166,11 @@ prove(struct auth_run *run, struct piv_card *card, size_t index, X509 *leaf)
 		snprintf(prompt, sizeof(prompt), "Enter the PIN for %s on the PIN pad", label);
 		run->ui->info(run->ui->ud, prompt);
 	} else {
-		snprintf(prompt, sizeof(prompt), "PIN for %s: ", label);
+		/* The warning goes into the prompt too: under PAM_SILENT (sudo
+		 * always sets it) the info message above is never shown. */
+		snprintf(prompt, sizeof(prompt), "PIN for %s%s: ", label,
+		         (c->token_flags & CKF_USER_PIN_FINAL_TRY) ? " (FINAL TRY before the card locks)"
+		         : (c->token_flags & CKF_USER_PIN_COUNT_LOW) ? " (few tries left)" : "");
 		run->res->pin_prompted = true;
 		if (run->ui->ask_pin(run->ui->ud, prompt, &pin) != 0 || pin == NULL) {
 			snprintf(run->res->reason, sizeof(run->res->reason), "PIN conversation failed");

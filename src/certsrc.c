@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -51,13 +52,15 @@ from_dir(const char *dir, const char *user, struct piv_cert_list *list, char *wh
          size_t why_size)
 {
 	char path[4200], inner[400];
+	struct stat st;
 	BIO *bio = NULL;
 	X509 *cert;
 	int fd;
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s.pem", dir, user) >= sizeof(path))
 		return PIV_E_INTERNAL;
-	if (access(path, F_OK) != 0 && errno == ENOENT)
+	/* lstat, not access(2): under sudo the real uid is the caller's */
+	if (lstat(path, &st) != 0 && errno == ENOENT)
 		return PIV_OK; /* no certificates for this account */
 	/* The administrator's file: root's alone, like the configuration. */
 	if (piv_open_trusted_file(path, PEM_FILE_MAX, &fd, inner, sizeof(inner)) != 0) {

@@ -604,7 +604,9 @@ piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, time_t now,
 		if (i >= n_files) {
 			if (piv_cache_path(conf->cache_dir, "crl", urls[i - n_files], ".crl", cached, sizeof(cached)) != 0)
 				continue;
-			if (access(cached, F_OK) != 0)
+			/* stat, not access(2): under sudo the real uid is the caller's */
+			struct stat cst;
+			if (stat(cached, &cst) != 0)
 				continue;
 			path = cached;
 		}

@@ -11,9 +11,13 @@ if [ "$(id -u)" != 0 ]; then
 fi
 # OpenSSL 3.0's OCSP responder binds every interface, so the whole suite
 # runs in a private network namespace that has only a loopback interface:
-# the servers are reachable from the tests and from nothing else.
+# the servers are reachable from the tests and from nothing else. It also
+# runs in a private mount namespace (private propagation), where the sshd
+# and sudo tests bind-mount their accounts, sudoers and PAM stacks over the
+# system's files: those mounts exist only for the processes of the tests.
 if [ -z "${PIV_NETNS:-}" ]; then
-	PIV_NETNS=1 exec unshare --net -- sh -c 'ip link set lo up && exec sh "$0"' "$0"
+	PIV_NETNS=1 exec unshare --net --mount --propagation private -- \
+		sh -c 'ip link set lo up && exec sh "$0"' "$0"
 fi
 for lib in "$PAM_WRAPPER_LIB" "$NSS_WRAPPER_LIB" "$SOFTHSM2_MODULE" "$PIV_MODULE" "$PIV_SHIM"; do
 	[ -f "$lib" ] || { echo "pam-tests: missing $lib" >&2; exit 1; }
@@ -112,6 +116,16 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0:detect_leaks=1:l
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:print_stacktrace=1:log_path=$PIV_WORK/ubsan"
 rc=0
 LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" "$top_builddir/tests/test_pam" || rc=$?
+# The real programs, with the samples of pam.d/ (not under the wrappers).
+export PIV_MODULE PIV_HELPER SOFTHSM2_MODULE PIV_FX PIV_HTTP_PORT top_srcdir top_builddir \
+	PIV_CHECK_TOOL PIV_KEYS_TOOL
+if [ -z "${PIV_TEST_FILTER:-}" ] || [ "${PIV_TEST_FILTER:-}" = real ]; then
+	for t in ${PIV_REAL_TESTS:-ssh-tests.sh sudo-tests.sh}; do
+		[ -f "$top_srcdir/tests/$t" ] || continue
+		echo "==== tests/$t"
+		timeout 300 sh "$top_srcdir/tests/$t" || rc=1
+	done
+fi
 for report in "$PIV_WORK"/asan.* "$PIV_WORK"/ubsan.*; do
 	[ -f "$report" ] || continue
 	echo "==== sanitizer report $report" >&2

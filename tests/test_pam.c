@@ -521,6 +521,13 @@ test_final_try_warning(void **state)
 	              .shim_env = "P11SHIM_PIN_FLAGS=final_try"),
 	       "alice", PIN, PAM_SUCCESS, true, NULL, &o);
 	assert_true(saw(o.conv.info, o.conv.n_info, "final PIN try"));
+	/* and in the prompt, which PAM_SILENT (sudo) does not hide */
+	assert_non_null(strstr(o.conv.last_prompt, "(FINAL TRY before the card locks)"));
+	outcome_free(&o);
+	run("piv", "alice", PIN, PAM_SILENT, &o);
+	assert_int_equal(o.rv, PAM_SUCCESS);
+	assert_int_equal(o.conv.n_info, 0);
+	assert_non_null(strstr(o.conv.last_prompt, "(FINAL TRY before the card locks)"));
 	outcome_free(&o);
 	expect(&SETUP(.scenario = "p256", .use_shim = true,
 	              .shim_env = "P11SHIM_PIN_FLAGS=final_try"),
@@ -530,6 +537,7 @@ test_final_try_warning(void **state)
 	              .shim_env = "P11SHIM_PIN_FLAGS=count_low"),
 	       "alice", PIN, PAM_SUCCESS, true, NULL, &o);
 	assert_true(saw(o.conv.info, o.conv.n_info, "few PIN tries left"));
+	assert_non_null(strstr(o.conv.last_prompt, "(few tries left)"));
 	outcome_free(&o);
 }
 

@@ -1,0 +1,176 @@
+#!/bin/sh
+# The real sudo(8) with the pam.d/sudo sample of pam_piv: local card
+# elevation, the password fallback without a card, and sudo over a
+# forwarded ssh-agent. Run by pam-tests.sh inside its private network AND
+# mount namespaces, as root: the accounts, /etc/sudoers and /etc/pam.d/sudo
+# seen here are bind mounts that exist only in this namespace; sudo itself
+# runs set-user-ID as it would for a user, with the real libpam.
+set -eu
+
+: "${top_srcdir:?}" "${PIV_FX:?}" "${PIV_MODULE:?}" "${PIV_HELPER:?}" "${SOFTHSM2_MODULE:?}"
+
+STAGE=/srv/piv-sudo
+PIN=123456
+ALICE_PW=alice-secret-pw
+failed=0
+agent_pid=
+
+say() { printf '%s\n' "$*"; }
+ok() { say "ok - $1"; }
+not_ok() { say "not ok - $1"; failed=1; }
+
+cleanup() {
+	[ -z "$agent_pid" ] || kill "$agent_pid" 2>/dev/null || true
+	for m in /etc/sudoers /etc/pam.d/sudo /etc/shadow /etc/group /etc/passwd "$STAGE"; do
+		umount "$m" 2>/dev/null || true
+	done
+	rmdir "$STAGE" 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+# The CRLs the certificates point to, served as they are (a test before
+# may have left the server misbehaving).
+: "${PIV_WWW:?}"
+for crl in inter root inter2; do
+	cp "$PIV_FX/pki/crl/$crl.crl" "$PIV_WWW/$crl.crl"
+done
+printf 'normal' > "$PIV_WWW/.mode"
+
+mkdir -p "$STAGE"
+mount -t tmpfs -o mode=0755 tmpfs "$STAGE"
+install -m 0755 "$PIV_MODULE" "$STAGE/pam_piv.so"
+install -m 0755 "$PIV_HELPER" "$STAGE/pam_piv_helper"
+mkdir -m 0755 "$STAGE/certs" "$STAGE/home"
+cat "$PIV_FX/pki/alice-p256.crt" > "$STAGE/certs/alice.pem"
+chmod 0644 "$STAGE/certs/alice.pem"
+
+# conf SCENARIO [more lines]: pam_piv.conf for the card in tok/SCENARIO
+conf() {
+	{
+		printf 'pkcs11_module = %s\n' "$SOFTHSM2_MODULE"
+		printf 'ca_file = %s/pki/ca/root.pem\n' "$PIV_FX"
+		printf 'intermediates = %s/pki/intermediates.pem\n' "$PIV_FX"
+		printf 'revocation = ocsp,crl\ncache_dir = %s/cache\n' "$STAGE"
+		printf 'helper = %s/pam_piv_helper\n' "$STAGE"
+		printf 'helper_env = SOFTHSM2_CONF=%s/tok/%s/softhsm2.conf\n' "$PIV_FX" "$1"
+		printf 'cert_source = dir:%s/certs\n' "$STAGE"
+		printf 'fail_delay = 0\ndebug = yes\n'
+		[ $# -lt 2 ] || printf '%s\n' "$2"
+	} > "$STAGE/pam_piv.conf"
+	chmod 0644 "$STAGE/pam_piv.conf"
+}
+
+# Accounts: root, nobody, alice (password ALICE_PW) and bob.
+hash=$(openssl passwd -6 "$ALICE_PW")
+grep -E '^(root|nobody):' /etc/passwd > "$STAGE/passwd"
+printf 'alice:x:1001:1001:Alice:%s/home:/bin/sh\nbob:x:1002:1002:Bob:%s/home:/bin/sh\n' \
+	"$STAGE" "$STAGE" >> "$STAGE/passwd"
+grep -E '^(root|nogroup|shadow):' /etc/group > "$STAGE/group"
+printf 'alice:x:1001:\nbob:x:1002:\n' >> "$STAGE/group"
+{
+	printf 'root:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n'
+	printf 'alice:%s:19000:0:99999:7:::\nbob:*:19000:0:99999:7:::\n' "$hash"
+} > "$STAGE/shadow"
+chmod 0644 "$STAGE/passwd" "$STAGE/group"
+chmod 0640 "$STAGE/shadow"
+chgrp shadow "$STAGE/shadow" 2>/dev/null || true
+mount --bind "$STAGE/passwd" /etc/passwd
+mount --bind "$STAGE/group" /etc/group
+mount --bind "$STAGE/shadow" /etc/shadow
+
+# sudoers: alice may become root; no cached authentication between cases;
+# SSH_AUTH_SOCK kept for the agent case (as pam.d/sudo says).
+cat > "$STAGE/sudoers" <<'EOF'
+Defaults !lecture, timestamp_timeout=0, passwd_tries=1, !syslog, !mail_badpass
+Defaults env_keep += "SSH_AUTH_SOCK"
+root  ALL=(ALL:ALL) ALL
+alice ALL=(ALL:ALL) ALL
+EOF
+chmod 0440 "$STAGE/sudoers"
+mount --bind "$STAGE/sudoers" /etc/sudoers
+
+# pam.d/sudo: the sample itself, pointed at the built module and this
+# configuration; "agent" variant with the commented line taken instead.
+sample=$top_srcdir/pam.d/sudo
+sed "s|pam_piv.so|$STAGE/pam_piv.so config=$STAGE/pam_piv.conf|" "$sample" > "$STAGE/pam.sudo"
+sed -e "/^auth .*pam_piv.so *\$/d" -e "s|^#\(auth .*pam_piv.so agent\)\$|\1|" \
+	-e "s|pam_piv.so|$STAGE/pam_piv.so config=$STAGE/pam_piv.conf|" "$sample" > "$STAGE/pam.sudo-agent"
+grep -q "^auth .*pam_piv.so config=$STAGE/pam_piv.conf agent" "$STAGE/pam.sudo-agent" ||
+	{ say "sudo-tests: pam.d/sudo has no commented agent line"; exit 1; }
+chmod 0644 "$STAGE/pam.sudo" "$STAGE/pam.sudo-agent"
+touch /etc/pam.d/sudo
+mount --bind "$STAGE/pam.sudo" /etc/pam.d/sudo
+
+# as_alice INPUT CMD...: run CMD as alice (uid 1001) with INPUT on stdin;
+# sets out (stdout+stderr) and rc
+as_alice() {
+	input=$1
+	shift
+	rc=0
+	out=$(printf '%s' "$input" | env -i PATH=/usr/bin:/bin HOME="$STAGE/home" \
+		${SSH_AUTH_SOCK:+SSH_AUTH_SOCK="$SSH_AUTH_SOCK"} \
+		setpriv --reuid=1001 --regid=1001 --init-groups timeout 60 "$@" 2>&1) || rc=$?
+}
+
+# sudo_case NAME SCENARIO INPUT WANT_RC WANT_TEXT [NOT_TEXT]: sudo -S
+# prints the PAM prompts it answers from INPUT on stderr, so the output
+# shows whether the PIN was asked. (sudo authenticates with PAM_SILENT:
+# pam_piv's messages do not appear, its prompts do.)
+sudo_case() {
+	conf "$2"
+	as_alice "$3" sudo -S id -u
+	case $rc:$out in
+	*"${6:-@@none@@}"*) not_ok "$1: '$6' in the output"; printf '%s\n' "$out" | sed 's/^/#   /' ;;
+	"$4":*"$5"*) ok "$1" ;;
+	*)
+		not_ok "$1: rc=$rc, wanted $4 and '$5'"
+		printf '%s\n' "$out" | sed 's/^/#   /'
+		# what the module decided, step by step, as root
+		"${PIV_CHECK_TOOL:-false}" --config "$STAGE/pam_piv.conf" --user alice 2>&1 |
+			sed 's/^/#   check: /' || true ;;
+	esac
+}
+
+sudo_case "card: right PIN" p256 "$PIN
+" 0 "PIN for p256: 0"
+sudo_case "card: wrong PIN" p256 "654321
+" 1 "incorrect password attempt"
+sudo_case "card: another user's card, no PIN asked" bob "" 1 \
+	"incorrect password attempt" "PIN for"
+sudo_case "card: revoked, no PIN asked" revoked "" 1 "incorrect password attempt" "PIN for"
+sudo_case "no card: the password of common-auth" empty "$ALICE_PW
+" 0 "password for alice: 0" "PIN for"
+sudo_case "no card: a wrong password" empty "not-the-password
+" 1 "incorrect password attempt" "PIN for"
+
+# sudo over ssh: the card's key in alice's ssh-agent (ssh-add -s, as on a
+# workstation), no local card, the sample's agent line.
+mount --bind "$STAGE/pam.sudo-agent" /etc/pam.d/sudo
+adir=$STAGE/agent
+mkdir -m 0700 "$adir"
+cp -a "$PIV_FX/tok/p256" "$adir/tok"
+sed -i "s|$PIV_FX/tok/p256|$adir/tok|" "$adir/tok/softhsm2.conf"
+printf '#!/bin/sh\necho %s\n' "$PIN" > "$adir/askpass"
+chmod 0755 "$adir/askpass"
+chown -R 1001:1001 "$adir"
+env -i PATH=/usr/bin:/bin SOFTHSM2_CONF="$adir/tok/softhsm2.conf" \
+	setpriv --reuid=1001 --regid=1001 --init-groups timeout 120 \
+	ssh-agent -D -a "$adir/sock" >"$STAGE/agent.log" 2>&1 &
+agent_pid=$!
+i=0
+while [ ! -S "$adir/sock" ] && [ "$i" -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+SSH_AUTH_SOCK=$adir/sock SSH_ASKPASS=$adir/askpass SSH_ASKPASS_REQUIRE=force \
+	setpriv --reuid=1001 --regid=1001 --init-groups timeout 60 \
+	ssh-add -s "$SOFTHSM2_MODULE" </dev/null >/dev/null 2>&1 ||
+	{ say "sudo-tests: ssh-add -s failed"; cat "$STAGE/agent.log"; exit 1; }
+SSH_AUTH_SOCK=$adir/sock
+sudo_case "agent: the key of a valid certificate, no PIN, no password" empty "" 0 "0" "assword"
+printf '' > "$STAGE/certs/alice.pem"
+sudo_case "agent: no valid certificate, back to the password" empty "$ALICE_PW
+" 0 "password for alice: 0"
+cat "$PIV_FX/pki/alice-p256.crt" > "$STAGE/certs/alice.pem"
+SSH_AUTH_SOCK=
+sudo_case "agent: none forwarded, back to the password" empty "$ALICE_PW
+" 0 "password for alice: 0"
+
+exit "$failed"
