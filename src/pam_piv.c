@@ -13,6 +13,7 @@
 
 #define PAM_SM_AUTH
 #define PAM_SM_ACCOUNT
+#define PAM_SM_SESSION
 #include <security/pam_ext.h>
 #include <security/pam_modules.h>
 #include <security/pam_modutil.h>
@@ -251,13 +252,17 @@ hook_trace(void *ud, const char *text)
 	ui_log(ud, LOG_DEBUG, text);
 }
 
-/* sshd (OpenSSH 7.5 and later) tells the account phase how the user
- * authenticated in SSH_AUTH_INFO_0, one "publickey TYPE BASE64" line per
- * key. Every such key must belong to a certificate of this user that is
- * valid now: a key authorized earlier stops working the moment its
- * certificate is revoked or expires. */
-PAM_EXTERN int
-pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
+/* sshd (OpenSSH 7.5 and later) tells PAM how the user authenticated in
+ * SSH_AUTH_INFO_0, one "publickey TYPE BASE64" line per key. Every such key
+ * must belong to a certificate of this user that is valid now: a key
+ * authorized earlier stops working the moment its certificate is revoked
+ * or expires. The account phase sees the keys only when another method
+ * follows the key (sshd 9.2 adds the deciding method after
+ * pam_acct_mgmt); the session phase always sees them, so the check runs
+ * in both. fail_code: what a key that is not a valid certificate's gets. */
+static int
+key_check(pam_handle_t *pamh, int flags, int argc, const char **argv, const char *phase,
+          int fail_code)
 {
 	struct pam_ui_ctx ctx = { pamh, (flags & PAM_SILENT) != 0, false };
 	struct piv_assess_hooks hooks = { &ctx, hook_log, hook_trace, ui_account_exists };
@@ -270,7 +275,7 @@ pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 	char why[400], esc_user[300];
 	size_t n_publickey = 0, n_valid = 0;
 	enum piv_status st;
-	int code = PAM_PERM_DENIED;
+	int code = fail_code;
 
 	memset(&used, 0, sizeof(used));
 	if (piv_conf_load(&conf, PIV_CONF_PATH, argc, argv, &err) != 0) {
@@ -280,30 +285,31 @@ pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 	ctx.debug = conf.debug;
 	if (!conf.sshd_key_check) {
 		piv_conf_free(&conf);
-		return PAM_IGNORE; /* nothing this module checks in the account phase */
+		return PAM_IGNORE; /* nothing this module checks here */
 	}
 	if (pam_get_item(pamh, PAM_USER, &item) != PAM_SUCCESS || item == NULL ||
 	    *(const char *)item == '\0') {
-		pam_syslog(pamh, LOG_NOTICE, "account check failed: no user");
+		pam_syslog(pamh, LOG_NOTICE, "%s check failed: no user", phase);
 		goto out;
 	}
 	user = item;
 	piv_escape_str(user, esc_user, sizeof(esc_user));
 	info = pam_getenv(pamh, "SSH_AUTH_INFO_0");
 	if (info == NULL) {
-		pam_syslog(pamh, LOG_NOTICE, "account check failed: user=%s reason=\"SSH_AUTH_INFO_0 "
+		pam_syslog(pamh, LOG_NOTICE, "%s check failed: user=%s reason=\"SSH_AUTH_INFO_0 "
 		           "is not set: sshd_key_check is only for sshd (OpenSSH 7.5 or later)\"",
-		           esc_user);
+		           phase, esc_user);
 		goto out;
 	}
 	if (piv_ssh_auth_info_keys(info, collect_used, &used, &n_publickey) != 0 || used.too_many) {
-		pam_syslog(pamh, LOG_NOTICE, "account check failed: user=%s reason=\"unreadable "
-		           "SSH_AUTH_INFO_0\"", esc_user);
+		pam_syslog(pamh, LOG_NOTICE, "%s check failed: user=%s reason=\"unreadable "
+		           "SSH_AUTH_INFO_0\"", phase, esc_user);
 		goto out;
 	}
 	if (n_publickey == 0) {
 		if (conf.debug)
-			pam_syslog(pamh, LOG_DEBUG, "account check: user=%s used no public key", esc_user);
+			pam_syslog(pamh, LOG_DEBUG, "%s check: user=%s: no public key (yet)", phase,
+			           esc_user);
 		code = PAM_IGNORE;
 		goto out;
 	}
@@ -317,22 +323,22 @@ pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 	piv_trust_free(&trust);
 	if (st != PIV_OK) {
 		code = st == PIV_E_CONFIG ? PAM_SERVICE_ERR
-		       : st == PIV_E_DIRECTORY ? PAM_AUTHINFO_UNAVAIL : PAM_PERM_DENIED;
+		       : st == PIV_E_DIRECTORY ? PAM_AUTHINFO_UNAVAIL : fail_code;
 		pam_syslog(pamh, st == PIV_E_CONFIG ? LOG_ALERT : LOG_NOTICE,
-		           "account check failed: user=%s result=%s reason=\"%s\"", esc_user,
+		           "%s check failed: user=%s result=%s reason=\"%s\"", phase, esc_user,
 		           piv_status_name(st), why);
 		goto out;
 	}
 	for (size_t i = 0; i < used.n; i++) {
 		if (!used.matched[i]) {
-			pam_syslog(pamh, LOG_NOTICE, "account check failed: user=%s reason=\"public key "
+			pam_syslog(pamh, LOG_NOTICE, "%s check failed: user=%s reason=\"public key "
 			           "%zu of %zu is not the key of a valid certificate of the user (%zu valid)\"",
-			           esc_user, i + 1, used.n, n_valid);
+			           phase, esc_user, i + 1, used.n, n_valid);
 			goto out;
 		}
 	}
-	pam_syslog(pamh, LOG_INFO, "account check succeeded: user=%s keys=%zu (each the key of a "
-	           "valid certificate)", esc_user, used.n);
+	pam_syslog(pamh, LOG_INFO, "%s check succeeded: user=%s keys=%zu (each the key of a "
+	           "valid certificate)", phase, esc_user, used.n);
 	code = PAM_SUCCESS;
 out:
 	for (size_t i = 0; i < used.n; i++)
@@ -340,3 +346,28 @@ out:
 	piv_conf_free(&conf);
 	return code;
 }
+
+PAM_EXTERN int
+pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	return key_check(pamh, flags, argc, argv, "account", PAM_PERM_DENIED);
+}
+
+/* sshd ends the connection when pam_open_session fails (no command, no
+ * shell runs). */
+PAM_EXTERN int
+pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	return key_check(pamh, flags, argc, argv, "session", PAM_SESSION_ERR);
+}
+
+PAM_EXTERN int
+pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	(void)pamh;
+	(void)flags;
+	(void)argc;
+	(void)argv;
+	return PAM_IGNORE;
+}
+

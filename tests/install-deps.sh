@@ -7,7 +7,8 @@ set -eu
 PACKAGES="build-essential autoconf automake libtool pkg-config openssl
 libssl-dev libp11-kit-dev p11-kit libpam0g-dev libsss-certmap-dev libtalloc-dev
 libcmocka-dev libpamtest0-dev libpam-wrapper libnss-wrapper libldap-dev
-softhsm2 opensc pamtester faketime iproute2 util-linux slapd ldap-utils"
+softhsm2 opensc pamtester faketime iproute2 util-linux slapd ldap-utils
+openssh-server openssh-client sudo procps"
 
 missing=""
 for p in $PACKAGES; do
@@ -24,9 +25,9 @@ fi
 echo "install-deps: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >/dev/null
-# slapd is only for the tests, which start their own on loopback in a
-# private network namespace: the package must neither create a directory
-# nor start the system's slapd. A policy-rc.d of our own (101: "action
+# slapd and sshd are only for the tests, which start their own on loopback
+# in a private network namespace: the packages must neither create a
+# directory nor start the system's servers. A policy-rc.d of our own (101: "action
 # forbidden") keeps the service down while installing, and goes again.
 echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
 policy=/usr/sbin/policy-rc.d

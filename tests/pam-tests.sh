@@ -99,6 +99,12 @@ echo "auth required $PIV_MODULE $conf" > "$PIV_WORK/svc/piv"
 echo "auth required $PIV_MODULE $conf card_only" > "$PIV_WORK/svc/piv_cardonly"
 echo "auth required $PIV_MODULE $conf bogus_key=1" > "$PIV_WORK/svc/piv_badarg"
 echo "auth required $PIV_MODULE $conf map=name:{subject_dn_component.uid}" > "$PIV_WORK/svc/piv_argmap"
+# (pam_permit first: a stack whose only module ignores fails as a whole,
+# so PAM_IGNORE shows as success and a refusal as the refusal)
+printf 'account required pam_permit.so\naccount required %s %s sshd_key_check\n' \
+	"$PIV_MODULE" "$conf" > "$PIV_WORK/svc/piv_keys"
+printf 'session required pam_permit.so\nsession required %s %s sshd_key_check\n' \
+	"$PIV_MODULE" "$conf" >> "$PIV_WORK/svc/piv_keys"
 # Concurrent logins: one stack (and configuration, and card) per process.
 for i in 0 1 2 3 4 5 6 7; do
 	echo "auth required $PIV_MODULE config=$PIV_WORK/concurrent-$i.conf" > "$PIV_WORK/svc/piv_c$i"

@@ -32,6 +32,8 @@ test_entry_points_visible(void **state)
 	assert_non_null(dlsym(h, "pam_sm_authenticate"));
 	assert_non_null(dlsym(h, "pam_sm_setcred"));
 	assert_non_null(dlsym(h, "pam_sm_acct_mgmt"));
+	assert_non_null(dlsym(h, "pam_sm_open_session"));
+	assert_non_null(dlsym(h, "pam_sm_close_session"));
 	dlclose(h);
 }
 

@@ -2213,6 +2213,135 @@ test_agent_revoked(void **state)
 	outcome_free(&o);
 }
 
+/* ---- sshd_key_check: the account and session phases ------------------ */
+
+/* pam_acct_mgmt and pam_open_session of the piv_keys stack (pam_permit,
+ * then pam_piv sshd_key_check) for user, with SSH_AUTH_INFO_0 = info
+ * (NULL: unset) in the PAM environment, as sshd sets it. */
+static void
+key_phases(const char *user, const char *info, int *acct_rv, int *session_rv, char **log)
+{
+	struct conv_log cl = { 0 };
+	struct pam_conv conv = { conv_fn, &cl };
+	pam_handle_t *ph = NULL;
+	char log_path[4200], env[8192];
+	int saved, fd;
+
+	snprintf(log_path, sizeof(log_path), "%s/keys-%d.log", work, (int)getpid());
+	fflush(stderr);
+	saved = dup(2);
+	fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(saved >= 0 && fd >= 0);
+	dup2(fd, 2);
+	close(fd);
+	assert_int_equal(pam_start("piv_keys", user, &conv, &ph), PAM_SUCCESS);
+	if (info != NULL) {
+		snprintf(env, sizeof(env), "SSH_AUTH_INFO_0=%s", info);
+		assert_int_equal(pam_putenv(ph, env), PAM_SUCCESS);
+	}
+	*acct_rv = pam_acct_mgmt(ph, 0);
+	*session_rv = pam_open_session(ph, 0);
+	pam_end(ph, *session_rv);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	*log = slurp(log_path);
+}
+
+/* "publickey TYPE BASE64" of a certificate's key, as sshd writes it. */
+static char *
+auth_info_line(const char *cert, const char *more)
+{
+	char cmd[4400], *out, *line = NULL;
+	FILE *p;
+	char buf[4096] = "";
+
+	snprintf(cmd, sizeof(cmd), "openssl x509 -in '%s/pki/%s.crt' -pubkey -noout | "
+	         "ssh-keygen -i -m PKCS8 -f /dev/stdin", fx, cert);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_non_null(fgets(buf, sizeof(buf), p));
+	assert_int_equal(pclose(p), 0);
+	buf[strcspn(buf, "\n")] = '\0';
+	assert_true(asprintf(&line, "publickey %s\n%s", buf, more ? more : "") > 0);
+	out = line;
+	return out;
+}
+
+static void
+test_sshd_key_check(void **state)
+{
+	char extra[4400], *log, *good, *revoked, *bobs, *two;
+	int acct, session;
+
+	(void)state;
+	shell("mkdir -p '%s/certs' && cat '%s/pki/alice-p256.crt' '%s/pki/alice-revoked.crt' "
+	      "'%s/pki/bob-p256.crt' > '%s/certs/alice.pem' && chmod 600 '%s/certs/alice.pem'",
+	      work, fx, fx, fx, work, work);
+	snprintf(extra, sizeof(extra), "cert_source = dir:%s/certs\nrevocation = ocsp,crl\n"
+	         "cache_dir = %s", work, cache_dir);
+	configure(&SETUP(.scenario = "p256", .extra = extra));
+	good = auth_info_line("alice-p256", NULL);
+	revoked = auth_info_line("alice-revoked", NULL);
+	bobs = auth_info_line("bob-p256", NULL);
+	two = auth_info_line("alice-p256", revoked);
+
+	key_phases("alice", good, &acct, &session, &log);
+	assert_int_equal(acct, PAM_SUCCESS);
+	assert_int_equal(session, PAM_SUCCESS);
+	if (strstr(log, "session check succeeded: user=alice keys=1") == NULL)
+		fail_msg("%s", log);
+	free(log);
+	/* revoked: refused in both phases */
+	key_phases("alice", revoked, &acct, &session, &log);
+	assert_int_equal(acct, PAM_PERM_DENIED);
+	assert_int_equal(session, PAM_SESSION_ERR);
+	free(log);
+	/* a key of another user's certificate, even in alice's file */
+	key_phases("alice", bobs, &acct, &session, &log);
+	assert_int_equal(acct, PAM_PERM_DENIED);
+	assert_int_equal(session, PAM_SESSION_ERR);
+	free(log);
+	/* two keys: each must pass */
+	key_phases("alice", two, &acct, &session, &log);
+	assert_int_equal(acct, PAM_PERM_DENIED);
+	free(log);
+	/* no key used (keyboard-interactive only; or sshd's empty value in the
+	 * account phase of a publickey login): nothing to say */
+	key_phases("alice", "keyboard-interactive/pam\n", &acct, &session, &log);
+	assert_int_equal(acct, PAM_SUCCESS); /* pam_permit's: pam_piv ignored it */
+	assert_int_equal(session, PAM_SUCCESS);
+	assert_non_null(strstr(log, "account check: user=alice: no public key (yet)"));
+	assert_null(strstr(log, "check succeeded"));
+	free(log);
+	key_phases("alice", "", &acct, &session, &log);
+	assert_int_equal(acct, PAM_SUCCESS);
+	assert_non_null(strstr(log, "session check: user=alice: no public key (yet)"));
+	free(log);
+	/* not sshd, or garbage: fail closed */
+	key_phases("alice", NULL, &acct, &session, &log);
+	assert_int_equal(acct, PAM_PERM_DENIED);
+	assert_int_equal(session, PAM_SESSION_ERR);
+	assert_non_null(strstr(log, "SSH_AUTH_INFO_0 is not set"));
+	free(log);
+	key_phases("alice", "publickey ssh-rsa AAAA!!!\n", &acct, &session, &log);
+	assert_int_equal(acct, PAM_PERM_DENIED);
+	free(log);
+	/* a user without certificates */
+	key_phases("bob", good, &acct, &session, &log);
+	assert_int_equal(acct, PAM_PERM_DENIED);
+	free(log);
+	/* an unsafe cert_source file is the administrator's to fix */
+	shell("chmod 666 '%s/certs/alice.pem'", work);
+	key_phases("alice", good, &acct, &session, &log);
+	assert_int_equal(acct, PAM_SERVICE_ERR);
+	free(log);
+	free(good);
+	free(revoked);
+	free(bobs);
+	free(two);
+}
+
 /* ---- pam-piv-check ---------------------------------------------------- */
 
 /* Run pam-piv-check on current.conf; *out gets stdout, the exit status
@@ -2365,7 +2494,7 @@ main(void)
 		R(test_crl_unsafe_cache_dir), R(test_unsafe_trust_files), R(test_revocation_default),
 		R(test_ocsp_good_and_revoked), R(test_ocsp_cached), R(test_ocsp_responder_down),
 		R(test_ocsp_responder_hangs), R(test_ocsp_bad_answers), R(test_concurrent_logins),
-		R(test_check_tool), R(test_check_tool_revocation),
+		R(test_check_tool), R(test_check_tool_revocation), R(test_sshd_key_check),
 		cmocka_unit_test_setup_teardown(test_agent_login, revocation_setup, agent_teardown),
 		cmocka_unit_test_setup_teardown(test_agent_revoked, revocation_setup, agent_teardown),
 #undef R
