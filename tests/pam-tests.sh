@@ -126,7 +126,7 @@ LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" "$top_builddir/tests/test_pam" ||
 export PIV_MODULE PIV_HELPER SOFTHSM2_MODULE PIV_FX PIV_HTTP_PORT top_srcdir top_builddir \
 	PIV_CHECK_TOOL PIV_KEYS_TOOL
 if [ -z "${PIV_TEST_FILTER:-}" ] || [ "${PIV_TEST_FILTER:-}" = real ]; then
-	for t in ${PIV_REAL_TESTS:-ssh-tests.sh sudo-tests.sh}; do
+	for t in ${PIV_REAL_TESTS:-ssh-tests.sh sudo-tests.sh login-tests.sh}; do
 		[ -f "$top_srcdir/tests/$t" ] || continue
 		echo "==== tests/$t"
 		timeout 300 sh "$top_srcdir/tests/$t" || rc=1

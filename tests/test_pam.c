@@ -34,6 +34,7 @@ static const char *softhsm;
 static const char *www;       /* the test HTTP server's document root */
 static const char *http_port; /* its port */
 static const char *check_tool; /* pam-piv-check */
+static const char *keys_tool;  /* pam-piv-authorized-keys */
 
 /* What the conversation saw. */
 struct conv_log {
@@ -2342,6 +2343,62 @@ test_sshd_key_check(void **state)
 	free(two);
 }
 
+/* cert_source = ldap: the entry's userCertificate;binary, through
+ * pam-piv-authorized-keys (what sshd runs). */
+static void
+test_cert_source_ldap(void **state)
+{
+	char extra[4400], cmd[9000], *out;
+	int status;
+
+	(void)state;
+	snprintf(extra, sizeof(extra), "cert_source = ldap\nldap_uri = %s\nldap_base = %s\n", ldap_uri,
+	         ldap_base);
+	configure(&SETUP(.scenario = "p256", .extra = extra));
+	snprintf(cmd, sizeof(cmd),
+	         "'%s' --config '%s/current.conf' alice > '%s/keys.out' 2>/dev/null && "
+	         "openssl x509 -in '%s/pki/alice-p256.crt' -pubkey -noout | "
+	         "ssh-keygen -i -m PKCS8 -f /dev/stdin > '%s/keys.want'",
+	         keys_tool, work, work, fx, work);
+	status = system(cmd);
+	assert_int_equal(status, 0);
+	{
+		char path[4200];
+		char *want;
+		snprintf(path, sizeof(path), "%s/keys.out", work);
+		out = slurp(path);
+		snprintf(path, sizeof(path), "%s/keys.want", work);
+		want = slurp(path);
+		want[strcspn(want, "\n")] = '\0';
+		if (strstr(out, want) == NULL || strstr(out, "pam_piv-sha256:") == NULL)
+			fail_msg("keys for alice from LDAP:\n%s\nwanted:\n%s", out, want);
+		{
+			/* exactly one key line */
+			int lines = 0;
+			for (const char *p = out; *p; p++)
+				lines += *p == '\n';
+			assert_int_equal(lines, 1);
+		}
+		free(want);
+		free(out);
+	}
+	/* a directory that is down: no keys, and a non-zero exit for sshd's log */
+	snprintf(extra, sizeof(extra), "cert_source = ldap\nldap_uri = ldap://127.0.0.1:9\n"
+	         "ldap_base = %s\n", ldap_base);
+	configure(&SETUP(.scenario = "p256", .extra = extra));
+	snprintf(cmd, sizeof(cmd), "'%s' --config '%s/current.conf' alice > '%s/keys.out' 2>/dev/null",
+	         keys_tool, work, work);
+	status = system(cmd);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	{
+		char path[4200];
+		snprintf(path, sizeof(path), "%s/keys.out", work);
+		out = slurp(path);
+		assert_string_equal(out, "");
+		free(out);
+	}
+}
+
 /* ---- pam-piv-check ---------------------------------------------------- */
 
 /* Run pam-piv-check on current.conf; *out gets stdout, the exit status
@@ -2503,6 +2560,7 @@ main(void)
 		L(test_ldap_openldap_usercertificate), L(test_ldap_ambiguous),
 		L(test_ldap_no_entry), L(test_ldap_down), L(test_ldap_hangs), L(test_ldap_tls),
 		L(test_ldap_ldapi), L(test_ldap_bind), L(test_ldap_hostile_values),
+		L(test_cert_source_ldap),
 #undef L
 	};
 
@@ -2514,6 +2572,7 @@ main(void)
 	www = getenv("PIV_WWW");
 	http_port = getenv("PIV_HTTP_PORT");
 	check_tool = getenv("PIV_CHECK_TOOL");
+	keys_tool = getenv("PIV_KEYS_TOOL");
 	ldap_uri = getenv("PIV_LDAP_URI");
 	ldaps_uri = getenv("PIV_LDAPS_URI");
 	ldapi_uri = getenv("PIV_LDAPI_URI");
@@ -2527,6 +2586,7 @@ main(void)
 	ldap_root_dn = getenv("PIV_LDAP_ROOT_DN");
 	ldap_root_pw = getenv("PIV_LDAP_ROOT_PW");
 	if (!fx || !work || !helper || !shim || !softhsm || !www || !http_port || !check_tool ||
+	    !keys_tool ||
 	    !ldap_uri ||
 	    !ldaps_uri || !ldapi_uri || !ldap_base || !ldap_suffix || !ldap_ca || !ldap_other_ca ||
 	    !ldap_bind_dn || !ldap_pw || !ldap_pw_nl || !ldap_root_dn || !ldap_root_pw) {

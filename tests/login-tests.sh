@@ -1,0 +1,137 @@
+#!/bin/sh
+# The login sample (pam.d/login) and the pam-auth-update profile
+# (pam.d/pam_piv.pam-auth-update) with the real libpam, through pamtester:
+# the card with its PIN, the password without a card, a card that fails.
+# The profile is installed with Debian's own pam-auth-update, which writes
+# common-auth. Run by pam-tests.sh inside its private network and mount
+# namespaces, as root: /etc/pam.d, /usr/share/pam-configs, /var/lib/pam
+# and the account files seen here are bind mounts that exist only there.
+set -eu
+
+: "${top_srcdir:?}" "${PIV_FX:?}" "${PIV_MODULE:?}" "${PIV_HELPER:?}" "${SOFTHSM2_MODULE:?}"
+: "${PIV_WWW:?}"
+
+STAGE=/srv/piv-login
+PIN=123456
+ALICE_PW=alice-login-pw
+failed=0
+secdir=
+
+say() { printf '%s\n' "$*"; }
+ok() { say "ok - $1"; }
+not_ok() { say "not ok - $1"; failed=1; }
+
+cleanup() {
+	for m in /var/lib/pam /usr/share/pam-configs /etc/pam.d /etc/shadow /etc/group /etc/passwd \
+		${secdir:+"$secdir"} "$STAGE"; do
+		umount "$m" 2>/dev/null || true
+	done
+	rmdir "$STAGE" 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+for crl in inter root inter2; do
+	cp "$PIV_FX/pki/crl/$crl.crl" "$PIV_WWW/$crl.crl"
+done
+printf 'normal' > "$PIV_WWW/.mode"
+
+mkdir -p "$STAGE"
+mount -t tmpfs -o mode=0755 tmpfs "$STAGE"
+install -m 0755 "$PIV_HELPER" "$STAGE/pam_piv_helper"
+
+# The samples name the module "pam_piv.so", as an installed system would:
+# a copy of the module directory with the built module in it.
+secdir=$(dirname "$(find /lib /usr/lib -path '*/security/pam_unix.so' 2>/dev/null | head -n 1)")
+[ -n "$secdir" ] && [ "$secdir" != . ] || { say "login-tests: no PAM module directory"; exit 1; }
+mkdir "$STAGE/security"
+cp -a "$secdir/." "$STAGE/security/"
+install -m 0644 "$PIV_MODULE" "$STAGE/security/pam_piv.so"
+mount --bind "$STAGE/security" "$secdir"
+
+conf() { # SCENARIO
+	{
+		printf 'pkcs11_module = %s\n' "$SOFTHSM2_MODULE"
+		printf 'ca_file = %s/pki/ca/root.pem\n' "$PIV_FX"
+		printf 'intermediates = %s/pki/intermediates.pem\n' "$PIV_FX"
+		printf 'revocation = ocsp,crl\ncache_dir = %s/cache\n' "$STAGE"
+		printf 'helper = %s/pam_piv_helper\n' "$STAGE"
+		printf 'helper_env = SOFTHSM2_CONF=%s/tok/%s/softhsm2.conf\n' "$PIV_FX" "$1"
+		printf 'fail_delay = 0\n'
+	} > "$STAGE/pam_piv.conf"
+	chmod 0644 "$STAGE/pam_piv.conf"
+}
+
+# Accounts: root, nobody, alice with a password, bob.
+hash=$(openssl passwd -6 "$ALICE_PW")
+grep -E '^(root|nobody):' /etc/passwd > "$STAGE/passwd"
+printf 'alice:x:1001:1001:Alice:/:/bin/sh\nbob:x:1002:1002:Bob:/:/bin/sh\n' >> "$STAGE/passwd"
+grep -E '^(root|nogroup|shadow):' /etc/group > "$STAGE/group"
+printf 'alice:x:1001:\nbob:x:1002:\n' >> "$STAGE/group"
+printf 'root:*:19000:0:99999:7:::\nalice:%s:19000:0:99999:7:::\nbob:*:19000:0:99999:7:::\n' \
+	"$hash" > "$STAGE/shadow"
+chmod 0644 "$STAGE/passwd" "$STAGE/group"
+chmod 0640 "$STAGE/shadow"
+mount --bind "$STAGE/passwd" /etc/passwd
+mount --bind "$STAGE/group" /etc/group
+mount --bind "$STAGE/shadow" /etc/shadow
+
+# /etc/pam.d: a copy of the system's, with the login sample pointed at this
+# configuration (config= is the only change).
+mkdir "$STAGE/pam.d"
+cp -a /etc/pam.d/. "$STAGE/pam.d/"
+sed "s|pam_piv.so|pam_piv.so config=$STAGE/pam_piv.conf|" "$top_srcdir/pam.d/login" \
+	> "$STAGE/pam.d/login"
+mount --bind "$STAGE/pam.d" /etc/pam.d
+
+# pamtester_case NAME SERVICE INPUT WANT_RC WANT_TEXT [NOT_TEXT]
+pamtester_case() {
+	rc=0
+	out=$(printf '%s' "$3" | timeout 60 pamtester -v "$2" alice authenticate 2>&1) || rc=$?
+	case $rc:$out in
+	*"${6:-@@none@@}"*) not_ok "$1: '$6' in the output"; printf '%s\n' "$out" | sed 's/^/#   /' ;;
+	"$4":*"$5"*) ok "$1" ;;
+	*) not_ok "$1: rc=$rc, wanted $4 and '$5'"; printf '%s\n' "$out" | sed 's/^/#   /' ;;
+	esac
+}
+
+conf p256
+pamtester_case "login: the card and its PIN" login "$PIN
+" 0 "successfully authenticated" "Password"
+conf bob
+pamtester_case "login: another user's card ends it, no password asked" login "" 1 \
+	"PIV certificate is not mapped to alice" "Password"
+conf empty
+pamtester_case "login: no card, the password" login "$ALICE_PW
+" 0 "No PIV card found"
+
+# The pam-auth-update profile, enabled by Debian's tool into common-auth.
+mkdir "$STAGE/pam-configs" "$STAGE/var-lib-pam"
+cp -a /usr/share/pam-configs/. "$STAGE/pam-configs/"
+sed "s|pam_piv.so|pam_piv.so config=$STAGE/pam_piv.conf|" \
+	"$top_srcdir/pam.d/pam_piv.pam-auth-update" > "$STAGE/pam-configs/pam_piv"
+[ -d /var/lib/pam ] && cp -a /var/lib/pam/. "$STAGE/var-lib-pam/"
+mkdir -p /var/lib/pam 2>/dev/null || true
+mount --bind "$STAGE/pam-configs" /usr/share/pam-configs
+mount --bind "$STAGE/var-lib-pam" /var/lib/pam
+DEBIAN_FRONTEND=noninteractive pam-auth-update --enable pam_piv >/dev/null 2>&1 ||
+	{ not_ok "pam-auth-update --enable pam_piv"; exit 1; }
+if grep -q "pam_piv.so config=$STAGE/pam_piv.conf" /etc/pam.d/common-auth; then
+	ok "pam-auth-update: the profile is in common-auth, before pam_unix"
+	grep -n 'pam_piv\|pam_unix' /etc/pam.d/common-auth | sed 's/^/#   /'
+else
+	not_ok "pam-auth-update: the profile is not in common-auth"
+	sed 's/^/#   /' /etc/pam.d/common-auth
+fi
+# A service that is only "@include common-auth".
+printf 'auth include common-auth\naccount include common-account\n' > "$STAGE/pam.d/piv-common"
+conf p256
+pamtester_case "common-auth: the card and its PIN" piv-common "$PIN
+" 0 "successfully authenticated" "Password"
+conf empty
+pamtester_case "common-auth: no card, the password" piv-common "$ALICE_PW
+" 0 "successfully authenticated"
+conf expired
+pamtester_case "common-auth: an expired card ends it" piv-common "" 1 \
+	"PIV certificate has expired" "Password"
+
+exit "$failed"
