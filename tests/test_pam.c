@@ -2495,6 +2495,60 @@ test_check_tool(void **state)
 	free(out);
 }
 
+/* pam-piv-check on every test card, with the PIN: the exit status and the
+ * step that decides. */
+static void
+test_check_tool_every_card(void **state)
+{
+	static const struct {
+		const char *scenario, *user, *extra;
+		int exit_status;
+		const char *says;
+	} cases[] = {
+		{ "rsa2048", "alice", NULL, 0, "login: would succeed" },
+		{ "rsa3072", "alice", NULL, 0, "login: would succeed" },
+		{ "rsa4096", "alice", NULL, 0, "key                        rsaEncryption, 4096 bits" },
+		{ "p256", "alice", NULL, 0, "signature verified" },
+		{ "p384", "alice", NULL, 0, "id-ecPublicKey, 384 bits" },
+		{ "alwaysauth", "alice", NULL, 0, "login: would succeed" },
+		{ "bob", "bob", NULL, 0, "maps to account 'bob'" },
+		{ "bob", "alice", NULL, 1, "not mapped to alice" },
+		{ "carol", NULL, NULL, 1, "expands to an account that does not exist: 'carol'" },
+		{ "expired", "alice", NULL, 1, "dates                fail" },
+		{ "notyet", "alice", NULL, 1, "cert-not-yet-valid" },
+		{ "untrusted", "alice", NULL, 1, "chain                fail  cert-untrusted" },
+		{ "wrongeku", "alice", "require_eku = clientAuth", 1, "cert-eku" },
+		{ "cardauth", "alice", NULL, 1, "card authentication  fail" },
+		{ "cardauth-policy", "alice", NULL, 1, "card authentication  fail" },
+		{ "nodigsig", "alice", NULL, 1, "key usage            fail" },
+		{ "twouid", NULL, NULL, 0, "maps to account 'bob'" },
+		{ "hostile", "alice", NULL, 0, "\\x0aroot\\x1b[31m" },
+		{ "mismatch", "alice", NULL, 1, "does not verify with the certificate's key" },
+		{ "nokey", "alice", NULL, 1, "would fail" },
+		{ "two", NULL, NULL, 1, "2 cards map to accounts" },
+		{ "mixed", "bob", NULL, 0, "certificate 2:" },
+		{ "inter2", "alice", NULL, 0, "1: CN=PIV Test Issuing CA 2" },
+		{ "fascn", NULL, NULL, 1, "expands to an account that does not exist: 'fascnuser'" },
+		{ "empty", "alice", NULL, 1, "No PIV card found" },
+	};
+	char *out;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char args[100];
+		int got;
+		configure(&SETUP(.scenario = cases[i].scenario, .extra = cases[i].extra));
+		snprintf(args, sizeof(args), "%s%s", cases[i].user ? "--user " : "",
+		         cases[i].user ? cases[i].user : "");
+		got = run_check(args, PIN, &out);
+		if (got != cases[i].exit_status || strstr(out, cases[i].says) == NULL)
+			fail_msg("%s: exit %d (want %d), want '%s' in:\n%s", cases[i].scenario, got,
+			         cases[i].exit_status, cases[i].says, out);
+		assert_null(strstr(out, PIN));
+		free(out);
+	}
+}
+
 /* Revocation steps show each method's answer with its source and age. */
 static void
 test_check_tool_revocation(void **state)
@@ -2551,7 +2605,8 @@ main(void)
 		R(test_crl_unsafe_cache_dir), R(test_unsafe_trust_files), R(test_revocation_default),
 		R(test_ocsp_good_and_revoked), R(test_ocsp_cached), R(test_ocsp_responder_down),
 		R(test_ocsp_responder_hangs), R(test_ocsp_bad_answers), R(test_concurrent_logins),
-		R(test_check_tool), R(test_check_tool_revocation), R(test_sshd_key_check),
+		R(test_check_tool), R(test_check_tool_every_card), R(test_check_tool_revocation),
+		R(test_sshd_key_check),
 		cmocka_unit_test_setup_teardown(test_agent_login, revocation_setup, agent_teardown),
 		cmocka_unit_test_setup_teardown(test_agent_revoked, revocation_setup, agent_teardown),
 #undef R
