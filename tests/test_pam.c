@@ -2406,21 +2406,16 @@ test_cert_source_ldap(void **state)
 static int
 run_check(const char *args, const char *pin, char **out)
 {
-	char cmd[9000], path[4200];
+	char cmd[9000], path[4200], pin_part[300] = "";
 	int status;
 
 	snprintf(path, sizeof(path), "%s/check.out", work);
-	snprintf(cmd, sizeof(cmd), "%s timeout 60 '%s' --config '%s/current.conf' %s %s > '%s' 2>&1",
-	         pin ? "printf '%s\\n' | " : "", check_tool, work, pin ? "--pin-stdin" : "", args,
-	         path);
-	if (pin != NULL) {
-		char *full = NULL;
-		assert_true(asprintf(&full, cmd, pin) > 0);
-		status = system(full);
-		free(full);
-	} else {
-		status = system(cmd);
-	}
+	/* the PINs of the tests are digits: no quoting needed */
+	if (pin != NULL)
+		snprintf(pin_part, sizeof(pin_part), "printf '%%s\\n' %s | ", pin);
+	snprintf(cmd, sizeof(cmd), "%stimeout 60 '%s' --config '%s/current.conf' %s %s > '%s' 2>&1",
+	         pin_part, check_tool, work, pin ? "--pin-stdin" : "", args, path);
+	status = system(cmd);
 	*out = slurp(path);
 	assert_true(WIFEXITED(status));
 	return WEXITSTATUS(status);
