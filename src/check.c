@@ -407,22 +407,31 @@ main(int argc, char **argv)
 	bool pin_stdin = false;
 	int opt, status;
 
-	if (c == NULL || res == NULL)
+	if (c == NULL || res == NULL) {
+		free(c);
+		free(res);
 		return EXIT_LOGIN_FAILS;
+	}
 	c->current = -1;
-	while ((opt = getopt_long(argc, argv, "c:u:pjh", opts, NULL)) != -1) {
+	status = -1;
+	while (status < 0 && (opt = getopt_long(argc, argv, "c:u:pjh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': config = optarg; break;
 		case 'u': user = optarg; break;
 		case 'p': pin_stdin = true; break;
 		case 'j': c->json = true; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return EXIT_USAGE;
+		case 'h': usage(stdout); status = 0; break;
+		default: usage(stderr); status = EXIT_USAGE; break;
 		}
 	}
-	if (optind != argc) {
+	if (status < 0 && optind != argc) {
 		usage(stderr);
-		return EXIT_USAGE;
+		status = EXIT_USAGE;
+	}
+	if (status >= 0) {
+		free(c);
+		free(res);
+		return status;
 	}
 	snprintf(config_arg, sizeof(config_arg), "config=%s", config);
 	args[0] = config_arg;
@@ -437,11 +446,15 @@ main(int argc, char **argv)
 		} else {
 			printf("configuration error: %s\n", err.msg);
 		}
+		free(c);
+		free(res);
 		return EXIT_CONFIG;
 	}
 	if (pin_stdin && read_pin(c) != 0) {
 		fprintf(stderr, "pam-piv-check: no PIN on standard input\n");
 		piv_conf_free(&conf);
+		free(c);
+		free(res);
 		return EXIT_USAGE;
 	}
 	conf.debug = true; /* every step, modules and tokens included */
@@ -457,6 +470,9 @@ main(int argc, char **argv)
 			printf("configuration error: %s\n", why);
 		}
 		piv_conf_free(&conf);
+		piv_free_secret(&c->pin);
+		free(c);
+		free(res);
 		return EXIT_CONFIG;
 	}
 	c->trust = &trust;

@@ -83,10 +83,18 @@ sed "s|pam_piv.so|pam_piv.so config=$STAGE/pam_piv.conf|" "$top_srcdir/pam.d/log
 	> "$STAGE/pam.d/login"
 mount --bind "$STAGE/pam.d" /etc/pam.d
 
+# A sanitizer build's module needs its runtimes first in pamtester;
+# pamtester's own leaks are not ours to report, the module's errors are.
+SAN_PRELOAD=$(ldd "$PIV_MODULE" | awk '/lib(a|ub)san\.so/ { printf "%s%s", sep, $3; sep = ":" }')
+mkdir -m 0700 "$STAGE/san"
+
 # pamtester_case NAME SERVICE INPUT WANT_RC WANT_TEXT [NOT_TEXT]
 pamtester_case() {
 	rc=0
-	out=$(printf '%s' "$3" | timeout 60 pamtester -v "$2" alice authenticate 2>&1) || rc=$?
+	out=$(printf '%s' "$3" | env ${SAN_PRELOAD:+LD_PRELOAD="$SAN_PRELOAD"} \
+		${SAN_PRELOAD:+ASAN_OPTIONS="detect_leaks=0:log_path=$STAGE/san/asan"} \
+		${SAN_PRELOAD:+UBSAN_OPTIONS="print_stacktrace=1:log_path=$STAGE/san/ubsan"} \
+		timeout 60 pamtester -v "$2" alice authenticate 2>&1) || rc=$?
 	case $rc:$out in
 	*"${6:-@@none@@}"*) not_ok "$1: '$6' in the output"; printf '%s\n' "$out" | sed 's/^/#   /' ;;
 	"$4":*"$5"*) ok "$1" ;;
@@ -133,5 +141,11 @@ pamtester_case "common-auth: no card, the password" piv-common "$ALICE_PW
 conf expired
 pamtester_case "common-auth: an expired card ends it" piv-common "" 1 \
 	"PIV certificate has expired" "Password"
+
+for report in "$STAGE"/san/*; do
+	[ -f "$report" ] || continue
+	not_ok "sanitizer report $report"
+	sed 's/^/#   /' "$report"
+done
 
 exit "$failed"

@@ -106,8 +106,10 @@ printf 'account required pam_permit.so\naccount required %s %s sshd_key_check\n'
 printf 'session required pam_permit.so\nsession required %s %s sshd_key_check\n' \
 	"$PIV_MODULE" "$conf" >> "$PIV_WORK/svc/piv_keys"
 # Concurrent logins: one stack (and configuration, and card) per process.
-for i in 0 1 2 3 4 5 6 7; do
+i=0
+while [ "$i" -lt 50 ]; do
 	echo "auth required $PIV_MODULE config=$PIV_WORK/concurrent-$i.conf" > "$PIV_WORK/svc/piv_c$i"
+	i=$((i + 1))
 done
 
 export PIV_FX PIV_WORK PIV_WWW
