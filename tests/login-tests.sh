@@ -85,7 +85,13 @@ mount --bind "$STAGE/pam.d" /etc/pam.d
 
 # A sanitizer build's module needs its runtimes first in pamtester;
 # pamtester's own leaks are not ours to report, the module's errors are.
+# (libcrypt too: pam_unix loads it after ASan has set up its crypt()
+# interceptor, which then calls a null function.)
 SAN_PRELOAD=$(ldd "$PIV_MODULE" | awk '/lib(a|ub)san\.so/ { printf "%s%s", sep, $3; sep = ":" }')
+if [ -n "$SAN_PRELOAD" ]; then
+	crypt=$(ldd "$secdir/pam_unix.so" | awk '/libcrypt\.so/ { print $3 }')
+	SAN_PRELOAD=$SAN_PRELOAD${crypt:+:$crypt}
+fi
 mkdir -m 0700 "$STAGE/san"
 
 # pamtester_case NAME SERVICE INPUT WANT_RC WANT_TEXT [NOT_TEXT]
