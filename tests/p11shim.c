@@ -1,20 +1,121 @@
 /* p11shim: test-only PKCS#11 module that forwards every call to a real one
  * (SoftHSM2 by default) and, as P11SHIM_* variables ask, lies about PIN state,
- * mechanisms and authentication or injects failures, hangs and crashes. */
+ * mechanisms, slots, objects, lengths and signatures or injects failures,
+ * hangs, crashes and a card pulled mid-login.
+ *
+ * Every knob is off while its variable is unset or empty, and any of them
+ * combine.  A value the shim cannot parse fails C_Initialize with
+ * CKR_GENERAL_ERROR and says why on stderr and in the log.  Lists are
+ * separated by commas.  RV is a CKR_* name or a number (0x32); N counts the
+ * calls of one function since C_Initialize, from 1, including calls that
+ * fail and size queries.  "Real" below means what SoftHSM holds.
+ *
+ * P11SHIM_TARGET=PATH  the module to forward to (default: SoftHSM2).
+ * P11SHIM_LOG=PATH     appends "C_Name [extra ]rv=0x..." for every call, a
+ *                      "C_Name [extra ]lie: ..." line for every lie told, and
+ *                      "hang", "crash" and "card removed" events.
+ * P11SHIM_PIN=PIN      the PIN the PIN pad types and that the shim's own
+ *                      logins check (context-specific, fake tokens); 123456.
+ * P11SHIM_PIN_FLAGS=count_low,final_try,locked,to_be_changed
+ *                      ORed into the real tokens' C_GetTokenInfo flags;
+ *                      "locked" also makes C_Login(CKU_USER) CKR_PIN_LOCKED.
+ * P11SHIM_LOGIN_RV=already_logged_in
+ *                      C_Login(CKU_USER) answers CKR_USER_ALREADY_LOGGED_IN
+ *                      without logging in, until the first C_Logout (which
+ *                      then succeeds).
+ * P11SHIM_PROTECTED_AUTH=1
+ *                      real tokens claim a PIN pad: C_Login with a PIN is
+ *                      CKR_ARGUMENTS_BAD, with NULL the pad types P11SHIM_PIN.
+ * P11SHIM_ALWAYS_AUTH=1
+ *                      private keys claim CKA_ALWAYS_AUTHENTICATE; after
+ *                      C_SignInit, signing needs C_Login(CKU_CONTEXT_SPECIFIC)
+ *                      with P11SHIM_PIN or is CKR_USER_NOT_LOGGED_IN.
+ * P11SHIM_MECHS=CKM_...,...|none
+ *                      C_GetMechanismList/Info and C_SignInit know only these.
+ * P11SHIM_FAIL=C_Name:RV[:N],...
+ *                      C_Name returns RV without reaching the target: on
+ *                      every call, or only on its Nth.  Any function but
+ *                      C_GetFunctionList, any RV (CKR_OK included).
+ * P11SHIM_HANG=C_Name[:N],...   C_Name (its Nth call) sleeps forever.
+ * P11SHIM_CRASH=C_Name[:N],...  C_Name (its Nth call) dies of SIGSEGV.
+ *                      Of several rules matching one call the last one
+ *                      listed wins, FAIL before HANG before CRASH.
+ * P11SHIM_REMOVED_AFTER=C_Name[:N]
+ *                      once C_Name has returned CKR_OK (on its Nth call or
+ *                      later), the real tokens are gone: C_GetSlotList(TRUE)
+ *                      omits the real slots, C_GetSlotInfo clears
+ *                      CKF_TOKEN_PRESENT, C_GetTokenInfo, C_OpenSession,
+ *                      C_InitToken and C_GetMechanismList/Info return
+ *                      CKR_TOKEN_NOT_PRESENT, every other call that names a
+ *                      session returns P11SHIM_REMOVED_RV.  C_CloseSession,
+ *                      C_CloseAllSessions, C_GetInfo, C_WaitForSlotEvent and
+ *                      C_Finalize still reach the target, so callers can
+ *                      clean up; fake slots stay.  C_Finalize ends it.
+ * P11SHIM_REMOVED_RV=RV  default CKR_DEVICE_REMOVED; CKR_SESSION_HANDLE_INVALID
+ *                      is what PKCS#11 itself prescribes.
+ * P11SHIM_ATTR_LEN=huge|unavailable|zero|NUMBER|grow|shrink|underfill
+ *                      lies about the length of CKA_VALUE of certificates
+ *                      (fake ones included).  huge (0x7fffffff),
+ *                      unavailable (CK_UNAVAILABLE_INFORMATION with CKR_OK),
+ *                      zero and NUMBER: the size query (pValue NULL) reports
+ *                      that, reads are answered truly.  The others answer the
+ *                      size query truly (L) and a read into a big enough
+ *                      buffer of B bytes with CKR_OK and: grow: L bytes
+ *                      written, length B+1 reported (more than the buffer);
+ *                      shrink: L/2 bytes written and reported; underfill:
+ *                      L/2 bytes written, L reported, the rest of the buffer
+ *                      left as it was.
+ * P11SHIM_CERT=truncated|garbage|other:PATH
+ *                      CKA_VALUE of every real certificate is its first half,
+ *                      as many pseudo-random bytes (the same every run), or
+ *                      the DER file PATH (read at C_Initialize, up to 1 MiB).
+ *                      ATTR_LEN then lies about this value.
+ * P11SHIM_SIG=short|long|zeros|other
+ *                      C_Sign and C_SignFinal, when they return a signature
+ *                      of L bytes: short reports L-1; long reports L+1 (the
+ *                      extra byte, 0, written only if the buffer has room);
+ *                      zeros overwrites it with L zero bytes; other signs,
+ *                      with the real key and mechanism, the caller's data
+ *                      with its last byte inverted (C_Sign; a 1-byte message
+ *                      for empty data) or with "p11shim" appended
+ *                      (C_SignFinal), a valid signature of another message.
+ *                      Size queries are answered truly.
+ * P11SHIM_SLOTS=N[:first|:last]
+ *                      N more slots (up to 1024), listed before (default) or
+ *                      after the real ones, each holding an initialized,
+ *                      empty token "p11shim empty I" that opens sessions,
+ *                      takes P11SHIM_PIN, offers no mechanism and finds no
+ *                      object.  Other calls naming their sessions are
+ *                      forwarded, and the target rejects the handle.
+ * P11SHIM_OBJECTS=N[:first|:last][:PATH]
+ *                      C_FindObjects on real tokens also finds N (up to
+ *                      65535) X.509 certificate objects answered by the shim,
+ *                      after (default) or before the real ones, if they
+ *                      match the template: CKA_ID f1 HH LL (I = 0x HHLL),
+ *                      CKA_LABEL "p11shim extra certificate I", CKA_VALUE
+ *                      768 pseudo-random bytes (distinct for each) or the
+ *                      DER file PATH.
+ * Fake handles (slots 0xf1510000+, sessions 0xf15e0000+, objects
+ * 0xf10b0000+) never reach the target; should it hand out one of them the
+ * call fails with CKR_GENERAL_ERROR rather than mix the two up. */
 
 #define _POSIX_C_SOURCE 200809L
 
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <p11-kit/pkcs11.h>
@@ -25,6 +126,19 @@
 #define SHIM_MAX_SIGN_OPS 64
 #define SHIM_MAX_PIN 256
 #define SHIM_MAX_LIST 4096
+#define SHIM_MAX_RULES 64
+#define SHIM_MAX_DER (1024UL * 1024UL)
+#define SHIM_MAX_FAKE_SLOTS 1024UL
+#define SHIM_MAX_FAKE_SESSIONS 1024UL
+#define SHIM_MAX_FAKE_OBJECTS 65535UL
+#define SHIM_MAX_FINDS 64
+#define SHIM_GARBAGE_LEN 768UL
+#define SHIM_ATTR_HUGE 0x7fffffffUL
+
+/* Far from SoftHSM's handles (small counters); collisions are checked. */
+#define SHIM_FAKE_SLOT_BASE 0xf1510000UL
+#define SHIM_FAKE_SESSION_BASE 0xf15e0000UL
+#define SHIM_FAKE_OBJECT_BASE 0xf10b0000UL
 
 /* ------------------------------------------------------------------------
  * Function table.  One X-macro line per PKCS#11 function (C_GetFunctionList
@@ -37,6 +151,9 @@
 #define SHIM_OVERRIDDEN(X)                                                     \
     X(C_Initialize, (CK_VOID_PTR init_args))                                   \
     X(C_Finalize, (CK_VOID_PTR reserved))                                      \
+    X(C_GetSlotList, (CK_BBOOL present, CK_SLOT_ID_PTR list,                   \
+                      CK_ULONG_PTR count))                                     \
+    X(C_GetSlotInfo, (CK_SLOT_ID slot, CK_SLOT_INFO_PTR info))                 \
     X(C_GetTokenInfo, (CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info))               \
     X(C_GetMechanismList, (CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list,        \
                            CK_ULONG_PTR count))                                \
@@ -46,11 +163,17 @@
                       CK_NOTIFY notify, CK_SESSION_HANDLE_PTR session))        \
     X(C_CloseSession, (CK_SESSION_HANDLE session))                             \
     X(C_CloseAllSessions, (CK_SLOT_ID slot))                                   \
+    X(C_GetSessionInfo, (CK_SESSION_HANDLE session, CK_SESSION_INFO_PTR info)) \
     X(C_Login, (CK_SESSION_HANDLE session, CK_USER_TYPE user,                  \
                 CK_UTF8CHAR_PTR pin, CK_ULONG pin_len))                        \
     X(C_Logout, (CK_SESSION_HANDLE session))                                   \
     X(C_GetAttributeValue, (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE obj,   \
                             CK_ATTRIBUTE_PTR tmpl, CK_ULONG count))            \
+    X(C_FindObjectsInit, (CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR tmpl,    \
+                          CK_ULONG count))                                     \
+    X(C_FindObjects, (CK_SESSION_HANDLE session, CK_OBJECT_HANDLE_PTR objs,    \
+                      CK_ULONG max, CK_ULONG_PTR found))                       \
+    X(C_FindObjectsFinal, (CK_SESSION_HANDLE session))                         \
     X(C_SignInit, (CK_SESSION_HANDLE session, CK_MECHANISM_PTR mech,           \
                    CK_OBJECT_HANDLE key))                                      \
     X(C_Sign, (CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_len, \
@@ -62,9 +185,6 @@
 
 #define SHIM_FORWARDED(X)                                                      \
     X(C_GetInfo, (CK_INFO_PTR info), (info))                                   \
-    X(C_GetSlotList, (CK_BBOOL present, CK_SLOT_ID_PTR list,                   \
-                      CK_ULONG_PTR count), (present, list, count))             \
-    X(C_GetSlotInfo, (CK_SLOT_ID slot, CK_SLOT_INFO_PTR info), (slot, info))   \
     X(C_WaitForSlotEvent, (CK_FLAGS flags, CK_SLOT_ID_PTR slot,                \
                            CK_VOID_PTR reserved), (flags, slot, reserved))     \
     X(C_InitToken, (CK_SLOT_ID slot, CK_UTF8CHAR_PTR pin, CK_ULONG pin_len,    \
@@ -74,8 +194,6 @@
     X(C_SetPIN, (CK_SESSION_HANDLE s, CK_UTF8CHAR_PTR old_pin,                 \
                  CK_ULONG old_len, CK_UTF8CHAR_PTR new_pin, CK_ULONG new_len), \
       (s, old_pin, old_len, new_pin, new_len))                                 \
-    X(C_GetSessionInfo, (CK_SESSION_HANDLE s, CK_SESSION_INFO_PTR info),       \
-      (s, info))                                                               \
     X(C_GetOperationState, (CK_SESSION_HANDLE s, CK_BYTE_PTR state,            \
                             CK_ULONG_PTR state_len), (s, state, state_len))    \
     X(C_SetOperationState, (CK_SESSION_HANDLE s, CK_BYTE_PTR state,            \
@@ -95,11 +213,6 @@
     X(C_SetAttributeValue, (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj,         \
                             CK_ATTRIBUTE_PTR tmpl, CK_ULONG count),            \
       (s, obj, tmpl, count))                                                   \
-    X(C_FindObjectsInit, (CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR tmpl,          \
-                          CK_ULONG count), (s, tmpl, count))                   \
-    X(C_FindObjects, (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE_PTR objs,          \
-                      CK_ULONG max, CK_ULONG_PTR found), (s, objs, max, found))\
-    X(C_FindObjectsFinal, (CK_SESSION_HANDLE s), (s))                          \
     X(C_EncryptInit, (CK_SESSION_HANDLE s, CK_MECHANISM_PTR mech,              \
                       CK_OBJECT_HANDLE key), (s, mech, key))                   \
     X(C_Encrypt, (CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len,        \
@@ -331,10 +444,24 @@ static int lookup_fn(const char *name)
 
 enum fault_kind { FAULT_NONE, FAULT_FAIL, FAULT_HANG, FAULT_CRASH };
 
-struct fault {
+struct fault_rule {
+    enum shim_fn fn;
     enum fault_kind kind;
     CK_RV rv;
+    unsigned long nth; /* 0: every call */
 };
+
+enum attr_len_lie {
+    ATTR_LEN_TRUE,
+    ATTR_LEN_SIZE, /* the size query reports attr_size */
+    ATTR_LEN_GROW,
+    ATTR_LEN_SHRINK,
+    ATTR_LEN_UNDERFILL,
+};
+
+enum cert_lie { CERT_TRUE, CERT_TRUNCATED, CERT_GARBAGE, CERT_OTHER };
+
+enum sig_lie { SIG_TRUE, SIG_SHORT, SIG_LONG, SIG_ZEROS, SIG_OTHER };
 
 struct shim_config {
     char log_path[4096];
@@ -347,7 +474,24 @@ struct shim_config {
     bool mech_filter;
     size_t n_mechs;
     CK_MECHANISM_TYPE mechs[SHIM_MAX_MECHS];
-    struct fault faults[SHIM_FN_COUNT];
+    size_t n_rules;
+    struct fault_rule rules[SHIM_MAX_RULES];
+    bool removed_after;
+    enum shim_fn removed_fn;
+    unsigned long removed_nth;
+    CK_RV removed_rv;
+    enum attr_len_lie attr_len;
+    CK_ULONG attr_size;
+    enum cert_lie cert;
+    CK_BYTE_PTR cert_der; /* heap; P11SHIM_CERT=other:PATH */
+    CK_ULONG cert_der_len;
+    enum sig_lie sig;
+    CK_ULONG fake_slots;
+    bool fake_slots_last;
+    CK_ULONG fake_objects;
+    bool fake_objects_first;
+    CK_BYTE_PTR object_der; /* heap; P11SHIM_OBJECTS=N:PATH */
+    CK_ULONG object_der_len;
 };
 
 /* A C_SignInit on a session whose operation has not ended yet; only kept
@@ -358,14 +502,40 @@ struct sign_op {
     CK_SESSION_HANDLE session;
 };
 
+/* A session on one of the P11SHIM_SLOTS tokens; its handle is
+ * SHIM_FAKE_SESSION_BASE plus its index. */
+struct fake_session {
+    bool used;
+    bool finding;
+    CK_SLOT_ID slot;
+    CK_FLAGS flags;
+};
+
+/* A C_FindObjectsInit on a real session while P11SHIM_OBJECTS is on: the
+ * fake objects that matched its template, served before or after the
+ * target's own. */
+struct object_find {
+    bool used;
+    bool target_done;
+    CK_SESSION_HANDLE session;
+    CK_OBJECT_HANDLE_PTR matches; /* heap */
+    CK_ULONG n_matches;
+    CK_ULONG next;
+};
+
 static struct {
     pthread_mutex_t lock;
     void *dl;
     CK_FUNCTION_LIST_PTR target;
     bool initialized;
     bool fake_login_pending;
+    bool card_removed;
+    unsigned long calls[SHIM_FN_COUNT];
     struct shim_config cfg;
     struct sign_op ops[SHIM_MAX_SIGN_OPS];
+    struct fake_session fake_sessions[SHIM_MAX_FAKE_SESSIONS];
+    bool fake_logged_in[SHIM_MAX_FAKE_SLOTS];
+    struct object_find finds[SHIM_MAX_FINDS];
 } shim = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* Some modules leave slots of their list NULL; the caller must not crash. */
@@ -401,11 +571,39 @@ static void log_event(enum shim_fn fn, const char *extra, const char *what)
     append_text(shim.cfg.log_path, line);
 }
 
+/* Every lie is logged, so a test can tell that its fault really fired. */
+__attribute__((format(printf, 2, 3)))
+static void log_lie(enum shim_fn fn, const char *fmt, ...)
+{
+    char what[200] = "lie: ";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what + 5, sizeof what - 5, fmt, ap);
+    va_end(ap);
+    log_event(fn, NULL, what);
+}
+
+/* P11SHIM_REMOVED_AFTER: the card goes once the named call has succeeded. */
+static void note_success(enum shim_fn fn, const char *extra)
+{
+    if (!shim.cfg.removed_after || fn != shim.cfg.removed_fn)
+        return;
+    pthread_mutex_lock(&shim.lock);
+    bool now = !shim.card_removed && shim.calls[fn] >= shim.cfg.removed_nth;
+    if (now)
+        shim.card_removed = true;
+    pthread_mutex_unlock(&shim.lock);
+    if (now)
+        log_event(fn, extra, "card removed");
+}
+
 static CK_RV log_call(enum shim_fn fn, const char *extra, CK_RV rv)
 {
     char what[32];
     snprintf(what, sizeof what, "rv=0x%lx", rv);
     log_event(fn, extra, what);
+    if (rv == CKR_OK)
+        note_success(fn, extra);
     return rv;
 }
 
@@ -437,15 +635,27 @@ static _Noreturn void crash_now(void)
     abort();
 }
 
-/* True when the fault table answers the call; *rv is then the answer. */
+/* Counts the call, then: true when a fault rule answers it; *rv is then
+ * the answer.  Every shim_C_* function starts here. */
 static bool fault_intercept(enum shim_fn fn, const char *extra, CK_RV *rv)
 {
-    const struct fault *f = &shim.cfg.faults[fn];
-    switch (f->kind) {
+    pthread_mutex_lock(&shim.lock);
+    unsigned long call = ++shim.calls[fn];
+    pthread_mutex_unlock(&shim.lock);
+
+    const struct fault_rule *hit = NULL;
+    for (size_t i = 0; i < shim.cfg.n_rules; i++) {
+        const struct fault_rule *r = &shim.cfg.rules[i];
+        if (r->fn == fn && (r->nth == 0 || r->nth == call))
+            hit = r;
+    }
+    if (hit == NULL)
+        return false;
+    switch (hit->kind) {
     case FAULT_NONE:
         break;
     case FAULT_FAIL:
-        *rv = f->rv;
+        *rv = hit->rv;
         return true;
     case FAULT_HANG:
         log_event(fn, extra, "hang");
@@ -455,6 +665,39 @@ static bool fault_intercept(enum shim_fn fn, const char *extra, CK_RV *rv)
         crash_now();
     }
     return false;
+}
+
+/* True when the real card has been pulled (P11SHIM_REMOVED_AFTER) and this
+ * call cannot reach it; *rv is then the answer.  Calls for fake slots and
+ * sessions are answered before this is asked. */
+static bool card_gone(enum shim_fn fn, CK_RV *rv)
+{
+    pthread_mutex_lock(&shim.lock);
+    bool gone = shim.card_removed;
+    pthread_mutex_unlock(&shim.lock);
+    if (!gone)
+        return false;
+    switch (fn) {
+    case SHIM_FN_C_Initialize:
+    case SHIM_FN_C_Finalize:
+    case SHIM_FN_C_GetInfo:
+    case SHIM_FN_C_GetSlotList:   /* answered by hand */
+    case SHIM_FN_C_GetSlotInfo:   /* answered by hand */
+    case SHIM_FN_C_WaitForSlotEvent:
+    case SHIM_FN_C_CloseSession:  /* the target must forget the session */
+    case SHIM_FN_C_CloseAllSessions:
+        return false;
+    case SHIM_FN_C_GetTokenInfo:
+    case SHIM_FN_C_GetMechanismList:
+    case SHIM_FN_C_GetMechanismInfo:
+    case SHIM_FN_C_InitToken:
+    case SHIM_FN_C_OpenSession:
+        *rv = CKR_TOKEN_NOT_PRESENT;
+        return true;
+    default:
+        *rv = shim.cfg.removed_rv;
+        return true;
+    }
 }
 
 /* ------------------------------------------------------------------------
@@ -592,35 +835,75 @@ static bool parse_mechs(struct shim_config *cfg, const char *env,
     return for_each_item(cfg, env, value, parse_mech_item, err, errlen);
 }
 
-/* "C_Name" or, for kinds that need one, "C_Name:CKR_NAME". */
+
+/* A decimal count in [min, max]. */
+static bool parse_count(const char *text, unsigned long min, unsigned long max,
+                        unsigned long *out)
+{
+    if (text[0] < '0' || text[0] > '9')
+        return false;
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Cuts item at each ':' into at most max fields; returns how many there
+ * were, which is more than max when there were too many. */
+static size_t split_fields(char *item, char **fields, size_t max)
+{
+    size_t n = 0;
+    for (char *p = item;; n++) {
+        char *colon = strchr(p, ':');
+        if (n < max)
+            fields[n] = p;
+        if (colon == NULL)
+            return n + 1;
+        *colon = '\0';
+        p = colon + 1;
+    }
+}
+
+/* "C_Name[:N]" for hangs and crashes, "C_Name:RV[:N]" for failures. */
 static bool parse_fault_item(struct shim_config *cfg, const char *env,
                              char *item, enum fault_kind kind, char *err,
                              size_t errlen)
 {
-    char *colon = strchr(item, ':');
-    if (colon != NULL)
-        *colon = '\0';
-    int fn = lookup_fn(item);
+    char *fields[3];
+    size_t rv_fields = kind == FAULT_FAIL ? 1 : 0;
+    size_t n = split_fields(item, fields, 3);
+    int fn = lookup_fn(fields[0]);
     if (fn < 0) {
-        snprintf(err, errlen, "%s: unknown function '%.64s'", env, item);
+        snprintf(err, errlen, "%s: unknown function '%.64s'", env, fields[0]);
         return false;
     }
-    struct fault f = { .kind = kind, .rv = CKR_OK };
-    if (kind == FAULT_FAIL) {
-        if (colon == NULL) {
-            snprintf(err, errlen, "%s: '%.64s' needs ':CKR_...'", env, item);
-            return false;
-        }
-        if (!lookup_value(rv_names, ARRAY_LEN(rv_names), colon + 1, &f.rv)) {
-            snprintf(err, errlen, "%s: unknown return value '%.64s'", env,
-                     colon + 1);
-            return false;
-        }
-    } else if (colon != NULL) {
-        snprintf(err, errlen, "%s: '%.64s' takes no value", env, item);
+    if (n < 1 + rv_fields || n > 2 + rv_fields) {
+        snprintf(err, errlen, "%s: expected %s, got '%.64s...'", env,
+                 kind == FAULT_FAIL ? "C_Name:CKR_...[:N]" : "C_Name[:N]",
+                 fields[0]);
         return false;
     }
-    cfg->faults[fn] = f;
+    struct fault_rule r = { .fn = (enum shim_fn)fn, .kind = kind };
+    if (kind == FAULT_FAIL &&
+        !lookup_value(rv_names, ARRAY_LEN(rv_names), fields[1], &r.rv)) {
+        snprintf(err, errlen, "%s: unknown return value '%.64s'", env,
+                 fields[1]);
+        return false;
+    }
+    if (n == 2 + rv_fields &&
+        !parse_count(fields[n - 1], 1, ULONG_MAX, &r.nth)) {
+        snprintf(err, errlen, "%s: bad call number '%.64s'", env,
+                 fields[n - 1]);
+        return false;
+    }
+    if (cfg->n_rules >= SHIM_MAX_RULES) {
+        snprintf(err, errlen, "%s: too many rules", env);
+        return false;
+    }
+    cfg->rules[cfg->n_rules++] = r;
     return true;
 }
 
@@ -660,8 +943,217 @@ static bool parse_crash(struct shim_config *cfg, const char *env,
     return for_each_item(cfg, env, value, parse_crash_item, err, errlen);
 }
 
+static bool parse_removed_after(struct shim_config *cfg, const char *env,
+                                const char *value, char *err, size_t errlen)
+{
+    char buf[128];
+    char *fields[2];
+    if (strlen(value) >= sizeof buf) {
+        snprintf(err, errlen, "%s: value too long", env);
+        return false;
+    }
+    strcpy(buf, value);
+    size_t n = split_fields(buf, fields, 2);
+    int fn = lookup_fn(fields[0]);
+    if (fn < 0 || n > 2) {
+        snprintf(err, errlen, "%s: expected C_Name[:N], got '%.64s'", env,
+                 value);
+        return false;
+    }
+    cfg->removed_nth = 1;
+    if (n == 2 && !parse_count(fields[1], 1, ULONG_MAX, &cfg->removed_nth)) {
+        snprintf(err, errlen, "%s: bad call number '%.64s'", env, fields[1]);
+        return false;
+    }
+    cfg->removed_after = true;
+    cfg->removed_fn = (enum shim_fn)fn;
+    return true;
+}
+
+static bool parse_removed_rv(struct shim_config *cfg, const char *env,
+                             const char *value, char *err, size_t errlen)
+{
+    if (!lookup_value(rv_names, ARRAY_LEN(rv_names), value, &cfg->removed_rv)) {
+        snprintf(err, errlen, "%s: unknown return value '%.64s'", env, value);
+        return false;
+    }
+    return true;
+}
+
+/* A whole DER file into a fresh heap buffer; the size cap keeps a wrong
+ * path (a disk image, /dev/zero) from eating the test machine. */
+static bool read_der(const char *env, const char *path, CK_BYTE_PTR *out,
+                     CK_ULONG *out_len, char *err, size_t errlen)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot open '%.128s': %s", env, path,
+                 strerror(errno));
+        return false;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+        (unsigned long long)st.st_size > SHIM_MAX_DER) {
+        snprintf(err, errlen, "%s: '%.128s' is not a regular file of 1 byte "
+                 "to 1 MiB", env, path);
+        close(fd);
+        return false;
+    }
+    size_t len = (size_t)st.st_size, got = 0;
+    CK_BYTE_PTR buf = malloc(len);
+    while (buf != NULL && got < len) {
+        ssize_t r = read(fd, buf + got, len - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (buf == NULL || got != len) {
+        snprintf(err, errlen, "%s: cannot read '%.128s'", env, path);
+        free(buf);
+        return false;
+    }
+    *out = buf;
+    *out_len = len;
+    return true;
+}
+
+static bool parse_attr_len(struct shim_config *cfg, const char *env,
+                           const char *value, char *err, size_t errlen)
+{
+    cfg->attr_len = ATTR_LEN_SIZE;
+    if (strcmp(value, "huge") == 0)
+        cfg->attr_size = SHIM_ATTR_HUGE;
+    else if (strcmp(value, "unavailable") == 0)
+        cfg->attr_size = CK_UNAVAILABLE_INFORMATION;
+    else if (strcmp(value, "zero") == 0)
+        cfg->attr_size = 0;
+    else if (strcmp(value, "grow") == 0)
+        cfg->attr_len = ATTR_LEN_GROW;
+    else if (strcmp(value, "shrink") == 0)
+        cfg->attr_len = ATTR_LEN_SHRINK;
+    else if (strcmp(value, "underfill") == 0)
+        cfg->attr_len = ATTR_LEN_UNDERFILL;
+    else if (!lookup_value(NULL, 0, value, &cfg->attr_size)) {
+        snprintf(err, errlen, "%s: unknown value '%.64s'", env, value);
+        return false;
+    }
+    return true;
+}
+
+static bool parse_cert(struct shim_config *cfg, const char *env,
+                       const char *value, char *err, size_t errlen)
+{
+    if (strcmp(value, "truncated") == 0) {
+        cfg->cert = CERT_TRUNCATED;
+    } else if (strcmp(value, "garbage") == 0) {
+        cfg->cert = CERT_GARBAGE;
+    } else if (strncmp(value, "other:", 6) == 0 && value[6] != '\0') {
+        if (!read_der(env, value + 6, &cfg->cert_der, &cfg->cert_der_len, err,
+                      errlen))
+            return false;
+        cfg->cert = CERT_OTHER;
+    } else {
+        snprintf(err, errlen, "%s: unknown value '%.64s'", env, value);
+        return false;
+    }
+    return true;
+}
+
+static bool parse_sig(struct shim_config *cfg, const char *env,
+                      const char *value, char *err, size_t errlen)
+{
+    static const struct name_value sig_names[] = {
+        { "short", SIG_SHORT }, { "long", SIG_LONG },
+        { "zeros", SIG_ZEROS }, { "other", SIG_OTHER },
+    };
+    for (size_t i = 0; i < ARRAY_LEN(sig_names); i++) {
+        if (strcmp(value, sig_names[i].name) == 0) {
+            cfg->sig = (enum sig_lie)sig_names[i].value;
+            return true;
+        }
+    }
+    snprintf(err, errlen, "%s: unknown value '%.64s'", env, value);
+    return false;
+}
+
+/* "N[:first|:last]" and what follows after one more ':' into *rest (NULL
+ * if nothing does); *first is left alone unless the value says. */
+static bool parse_fake_count(const char *env, const char *value,
+                             unsigned long max, CK_ULONG *count, bool *first,
+                             const char **rest, char *err, size_t errlen)
+{
+    char digits[16];
+    size_t n = strcspn(value, ":");
+    if (n == 0 || n >= sizeof digits) {
+        snprintf(err, errlen, "%s: expected a count, got '%.64s'", env, value);
+        return false;
+    }
+    memcpy(digits, value, n);
+    digits[n] = '\0';
+    if (!parse_count(digits, 0, max, count)) {
+        snprintf(err, errlen, "%s: count must be 0 to %lu, got '%.16s'", env,
+                 max, digits);
+        return false;
+    }
+    const char *p = value + n;
+    *rest = NULL;
+    if (*p == '\0')
+        return true;
+    p++;
+    static const char *const places[] = { "first", "last" };
+    for (size_t i = 0; i < ARRAY_LEN(places); i++) {
+        size_t len = strlen(places[i]);
+        if (strncmp(p, places[i], len) == 0 &&
+            (p[len] == '\0' || p[len] == ':')) {
+            *first = i == 0;
+            p += len;
+            if (*p == '\0')
+                return true;
+            p++;
+            break;
+        }
+    }
+    *rest = p;
+    return true;
+}
+
+static bool parse_slots(struct shim_config *cfg, const char *env,
+                        const char *value, char *err, size_t errlen)
+{
+    bool first = true;
+    const char *rest = NULL;
+    if (!parse_fake_count(env, value, SHIM_MAX_FAKE_SLOTS, &cfg->fake_slots,
+                          &first, &rest, err, errlen))
+        return false;
+    if (rest != NULL) {
+        snprintf(err, errlen, "%s: unexpected '%.64s'", env, rest);
+        return false;
+    }
+    cfg->fake_slots_last = !first;
+    return true;
+}
+
+static bool parse_objects(struct shim_config *cfg, const char *env,
+                          const char *value, char *err, size_t errlen)
+{
+    bool first = false;
+    const char *path = NULL;
+    if (!parse_fake_count(env, value, SHIM_MAX_FAKE_OBJECTS,
+                          &cfg->fake_objects, &first, &path, err, errlen))
+        return false;
+    cfg->fake_objects_first = first;
+    if (path != NULL &&
+        !read_der(env, path, &cfg->object_der, &cfg->object_der_len, err,
+                  errlen))
+        return false;
+    return true;
+}
+
 /* P11SHIM_LOG comes first so that errors in the others reach the log; of
- * the fault variables the later row wins for a function named twice. */
+ * the fault variables the later row wins for a call two rules match. */
 static const struct setting {
     const char *env;
     bool (*parse)(struct shim_config *cfg, const char *env, const char *value,
@@ -677,6 +1169,13 @@ static const struct setting {
     { "P11SHIM_FAIL", parse_fail },
     { "P11SHIM_HANG", parse_hang },
     { "P11SHIM_CRASH", parse_crash },
+    { "P11SHIM_REMOVED_AFTER", parse_removed_after },
+    { "P11SHIM_REMOVED_RV", parse_removed_rv },
+    { "P11SHIM_ATTR_LEN", parse_attr_len },
+    { "P11SHIM_CERT", parse_cert },
+    { "P11SHIM_SIG", parse_sig },
+    { "P11SHIM_SLOTS", parse_slots },
+    { "P11SHIM_OBJECTS", parse_objects },
 };
 
 static void config_defaults(struct shim_config *cfg)
@@ -684,6 +1183,14 @@ static void config_defaults(struct shim_config *cfg)
     memset(cfg, 0, sizeof *cfg);
     memcpy(cfg->pin, SHIM_DEFAULT_PIN, sizeof SHIM_DEFAULT_PIN - 1);
     cfg->pin_len = sizeof SHIM_DEFAULT_PIN - 1;
+    cfg->removed_rv = CKR_DEVICE_REMOVED;
+}
+
+static void config_free(struct shim_config *cfg)
+{
+    free(cfg->cert_der);
+    free(cfg->object_der);
+    config_defaults(cfg);
 }
 
 /* A typo in a test's environment must not silently test nothing, so any
@@ -691,20 +1198,22 @@ static void config_defaults(struct shim_config *cfg)
 static bool load_config(void)
 {
     struct shim_config cfg;
-    char err[256] = "";
+    char err[320] = "";
     config_defaults(&cfg);
     for (size_t i = 0; i < ARRAY_LEN(settings); i++) {
         const char *value = getenv(settings[i].env);
         if (value == NULL || value[0] == '\0')
             continue;
         if (!settings[i].parse(&cfg, settings[i].env, value, err, sizeof err)) {
-            char line[320];
+            char line[400];
             snprintf(line, sizeof line, "p11shim: config error: %s\n", err);
             fputs(line, stderr);
             append_text(cfg.log_path, line);
+            config_free(&cfg);
             return false;
         }
     }
+    config_free(&shim.cfg);
     shim.cfg = cfg;
     return true;
 }
@@ -823,21 +1332,719 @@ static void sign_refuse(CK_SESSION_HANDLE session, CK_BYTE_PTR data,
 }
 
 /* ------------------------------------------------------------------------
- * Forwarded functions: fault table, target, log.
+ * Forwarded functions: fault table, card removal, target, log.
  * ------------------------------------------------------------------------ */
 
 #define SHIM_DEFINE_FORWARDER(name, params, args)                              \
     static CK_RV shim_##name params                                            \
     {                                                                          \
         CK_RV rv;                                                              \
-        if (!fault_intercept(SHIM_FN_##name, NULL, &rv))                       \
+        if (!fault_intercept(SHIM_FN_##name, NULL, &rv) &&                     \
+            !card_gone(SHIM_FN_##name, &rv))                                   \
             rv = FORWARD(name, args);                                          \
         return log_call(SHIM_FN_##name, NULL, rv);                             \
     }
 SHIM_FORWARDED(SHIM_DEFINE_FORWARDER)
 
 /* ------------------------------------------------------------------------
- * Overridden functions.
+ * Made-up bytes, the same every run so that a failure can be replayed.
+ * ------------------------------------------------------------------------ */
+
+#define SHIM_SEED_CERT 0x9e3779b97f4a7c15ULL
+#define SHIM_SEED_OBJECT 0x70313173686d0000ULL
+
+static void fill_garbage(CK_BYTE_PTR out, CK_ULONG len, uint64_t seed)
+{
+    uint64_t x = seed != 0 ? seed : SHIM_SEED_CERT;
+    for (CK_ULONG i = 0; i < len; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out[i] = (CK_BYTE)(x >> 56);
+    }
+}
+
+/* Token and slot strings are space-padded, not NUL-terminated. */
+static void pad_text(CK_UTF8CHAR *dst, size_t size, const char *text)
+{
+    size_t len = strlen(text);
+    memset(dst, ' ', size);
+    memcpy(dst, text, len < size ? len : size);
+}
+
+/* ------------------------------------------------------------------------
+ * Fake slots (P11SHIM_SLOTS): each holds an initialized token without
+ * objects or mechanisms, so a caller walks every one of them all the way
+ * to an empty C_FindObjects.
+ * ------------------------------------------------------------------------ */
+
+static bool is_fake_slot(CK_SLOT_ID slot)
+{
+    return shim.cfg.fake_slots > 0 && slot >= SHIM_FAKE_SLOT_BASE &&
+           slot - SHIM_FAKE_SLOT_BASE < shim.cfg.fake_slots;
+}
+
+/* True for every handle in the fake range, valid or not: those are never
+ * the target's to judge. */
+static bool fake_session_index(CK_SESSION_HANDLE session, size_t *index)
+{
+    if (shim.cfg.fake_slots == 0 || session < SHIM_FAKE_SESSION_BASE ||
+        session - SHIM_FAKE_SESSION_BASE >= SHIM_MAX_FAKE_SESSIONS)
+        return false;
+    *index = session - SHIM_FAKE_SESSION_BASE;
+    return true;
+}
+
+static bool is_fake_object(CK_OBJECT_HANDLE obj)
+{
+    return shim.cfg.fake_objects > 0 && obj >= SHIM_FAKE_OBJECT_BASE &&
+           obj - SHIM_FAKE_OBJECT_BASE < shim.cfg.fake_objects;
+}
+
+static CK_RV fake_slot_info(CK_SLOT_ID slot, CK_SLOT_INFO_PTR info)
+{
+    char text[64];
+    if (info == NULL)
+        return CKR_ARGUMENTS_BAD;
+    memset(info, 0, sizeof *info);
+    snprintf(text, sizeof text, "p11shim fake slot %lu",
+             slot - SHIM_FAKE_SLOT_BASE);
+    pad_text(info->slotDescription, sizeof info->slotDescription, text);
+    pad_text(info->manufacturerID, sizeof info->manufacturerID, "p11shim");
+    info->flags = CKF_TOKEN_PRESENT | CKF_REMOVABLE_DEVICE | CKF_HW_SLOT;
+    info->hardwareVersion.major = 1;
+    info->firmwareVersion.major = 1;
+    return CKR_OK;
+}
+
+static CK_RV fake_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
+{
+    char text[64];
+    CK_ULONG index = slot - SHIM_FAKE_SLOT_BASE;
+    if (info == NULL)
+        return CKR_ARGUMENTS_BAD;
+    memset(info, 0, sizeof *info);
+    snprintf(text, sizeof text, "p11shim empty %lu", index);
+    pad_text(info->label, sizeof info->label, text);
+    pad_text(info->manufacturerID, sizeof info->manufacturerID, "p11shim");
+    pad_text(info->model, sizeof info->model, "empty token");
+    snprintf(text, sizeof text, "f1510000%08lx", index);
+    pad_text(info->serialNumber, sizeof info->serialNumber, text);
+    pad_text(info->utcTime, sizeof info->utcTime, "");
+    info->flags = CKF_TOKEN_INITIALIZED | CKF_LOGIN_REQUIRED |
+                  CKF_USER_PIN_INITIALIZED;
+    info->ulMaxSessionCount = CK_EFFECTIVELY_INFINITE;
+    info->ulSessionCount = CK_UNAVAILABLE_INFORMATION;
+    info->ulMaxRwSessionCount = CK_EFFECTIVELY_INFINITE;
+    info->ulRwSessionCount = CK_UNAVAILABLE_INFORMATION;
+    info->ulMaxPinLen = SHIM_MAX_PIN - 1;
+    info->ulMinPinLen = 4;
+    info->ulTotalPublicMemory = CK_UNAVAILABLE_INFORMATION;
+    info->ulFreePublicMemory = CK_UNAVAILABLE_INFORMATION;
+    info->ulTotalPrivateMemory = CK_UNAVAILABLE_INFORMATION;
+    info->ulFreePrivateMemory = CK_UNAVAILABLE_INFORMATION;
+    info->hardwareVersion.major = 1;
+    info->firmwareVersion.major = 1;
+    return CKR_OK;
+}
+
+static CK_RV fake_open_session(CK_SLOT_ID slot, CK_FLAGS flags,
+                               CK_SESSION_HANDLE_PTR session)
+{
+    if (session == NULL)
+        return CKR_ARGUMENTS_BAD;
+    if (!(flags & CKF_SERIAL_SESSION))
+        return CKR_SESSION_PARALLEL_NOT_SUPPORTED;
+    CK_RV rv = CKR_SESSION_COUNT;
+    pthread_mutex_lock(&shim.lock);
+    for (size_t i = 0; i < SHIM_MAX_FAKE_SESSIONS; i++) {
+        struct fake_session *s = &shim.fake_sessions[i];
+        if (!s->used) {
+            *s = (struct fake_session){ .used = true, .slot = slot,
+                                        .flags = flags };
+            *session = SHIM_FAKE_SESSION_BASE + i;
+            rv = CKR_OK;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&shim.lock);
+    return rv;
+}
+
+/* Expects shim.lock held.  A token forgets its login with its last
+ * session. */
+static void fake_session_drop(size_t index)
+{
+    CK_SLOT_ID slot = shim.fake_sessions[index].slot;
+    memset(&shim.fake_sessions[index], 0, sizeof shim.fake_sessions[index]);
+    for (size_t i = 0; i < SHIM_MAX_FAKE_SESSIONS; i++) {
+        if (shim.fake_sessions[i].used && shim.fake_sessions[i].slot == slot)
+            return;
+    }
+    shim.fake_logged_in[slot - SHIM_FAKE_SLOT_BASE] = false;
+}
+
+static CK_RV fake_close_session(size_t index)
+{
+    CK_RV rv = CKR_SESSION_HANDLE_INVALID;
+    pthread_mutex_lock(&shim.lock);
+    if (shim.fake_sessions[index].used) {
+        fake_session_drop(index);
+        rv = CKR_OK;
+    }
+    pthread_mutex_unlock(&shim.lock);
+    return rv;
+}
+
+static CK_RV fake_close_all(CK_SLOT_ID slot)
+{
+    pthread_mutex_lock(&shim.lock);
+    for (size_t i = 0; i < SHIM_MAX_FAKE_SESSIONS; i++) {
+        if (shim.fake_sessions[i].used && shim.fake_sessions[i].slot == slot)
+            fake_session_drop(i);
+    }
+    pthread_mutex_unlock(&shim.lock);
+    return CKR_OK;
+}
+
+/* if_valid for a session that exists, or why it does not. */
+static CK_RV fake_session_rv(size_t index, CK_RV if_valid)
+{
+    pthread_mutex_lock(&shim.lock);
+    bool used = shim.fake_sessions[index].used;
+    pthread_mutex_unlock(&shim.lock);
+    return used ? if_valid : CKR_SESSION_HANDLE_INVALID;
+}
+
+static CK_RV fake_session_info(size_t index, CK_SESSION_INFO_PTR info)
+{
+    CK_RV rv = CKR_SESSION_HANDLE_INVALID;
+    pthread_mutex_lock(&shim.lock);
+    const struct fake_session *s = &shim.fake_sessions[index];
+    if (s->used && info == NULL) {
+        rv = CKR_ARGUMENTS_BAD;
+    } else if (s->used) {
+        bool user = shim.fake_logged_in[s->slot - SHIM_FAKE_SLOT_BASE];
+        bool rw = (s->flags & CKF_RW_SESSION) != 0;
+        memset(info, 0, sizeof *info);
+        info->slotID = s->slot;
+        info->state = rw ? (user ? CKS_RW_USER_FUNCTIONS : CKS_RW_PUBLIC_SESSION)
+                         : (user ? CKS_RO_USER_FUNCTIONS : CKS_RO_PUBLIC_SESSION);
+        info->flags = s->flags;
+        rv = CKR_OK;
+    }
+    pthread_mutex_unlock(&shim.lock);
+    return rv;
+}
+
+static CK_RV fake_login(size_t index, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin,
+                        CK_ULONG pin_len)
+{
+    CK_RV rv = CKR_SESSION_HANDLE_INVALID;
+    pthread_mutex_lock(&shim.lock);
+    const struct fake_session *s = &shim.fake_sessions[index];
+    if (s->used) {
+        bool *logged_in = &shim.fake_logged_in[s->slot - SHIM_FAKE_SLOT_BASE];
+        if (user == CKU_CONTEXT_SPECIFIC)
+            rv = CKR_OPERATION_NOT_INITIALIZED;
+        else if (user != CKU_USER)
+            rv = CKR_USER_TYPE_INVALID;
+        else if (*logged_in)
+            rv = CKR_USER_ALREADY_LOGGED_IN;
+        else if (!pin_matches(pin, pin_len))
+            rv = CKR_PIN_INCORRECT;
+        else {
+            *logged_in = true;
+            rv = CKR_OK;
+        }
+    }
+    pthread_mutex_unlock(&shim.lock);
+    return rv;
+}
+
+static CK_RV fake_logout(size_t index)
+{
+    CK_RV rv = CKR_SESSION_HANDLE_INVALID;
+    pthread_mutex_lock(&shim.lock);
+    const struct fake_session *s = &shim.fake_sessions[index];
+    if (s->used) {
+        bool *logged_in = &shim.fake_logged_in[s->slot - SHIM_FAKE_SLOT_BASE];
+        rv = *logged_in ? CKR_OK : CKR_USER_NOT_LOGGED_IN;
+        *logged_in = false;
+    }
+    pthread_mutex_unlock(&shim.lock);
+    return rv;
+}
+
+/* The three C_FindObjects* calls on a fake session, which never finds
+ * anything. */
+static CK_RV fake_find(size_t index, enum shim_fn fn, CK_ATTRIBUTE_PTR tmpl,
+                       CK_ULONG count, CK_OBJECT_HANDLE_PTR objs,
+                       CK_ULONG_PTR found)
+{
+    CK_RV rv = CKR_SESSION_HANDLE_INVALID;
+    pthread_mutex_lock(&shim.lock);
+    struct fake_session *s = &shim.fake_sessions[index];
+    if (!s->used) {
+        /* rv stays */
+    } else if (fn == SHIM_FN_C_FindObjectsInit) {
+        if (tmpl == NULL && count > 0)
+            rv = CKR_ARGUMENTS_BAD;
+        else if (s->finding)
+            rv = CKR_OPERATION_ACTIVE;
+        else {
+            s->finding = true;
+            rv = CKR_OK;
+        }
+    } else if (fn == SHIM_FN_C_FindObjects) {
+        if (objs == NULL || found == NULL)
+            rv = CKR_ARGUMENTS_BAD;
+        else if (!s->finding)
+            rv = CKR_OPERATION_NOT_INITIALIZED;
+        else {
+            *found = 0;
+            rv = CKR_OK;
+        }
+    } else {
+        rv = s->finding ? CKR_OK : CKR_OPERATION_NOT_INITIALIZED;
+        s->finding = false;
+    }
+    pthread_mutex_unlock(&shim.lock);
+    return rv;
+}
+
+/* ------------------------------------------------------------------------
+ * Fake objects (P11SHIM_OBJECTS): X.509 certificates that live on every
+ * real token and nowhere else, built from their index on demand.
+ * ------------------------------------------------------------------------ */
+
+struct fake_object {
+    CK_OBJECT_CLASS cls;
+    CK_CERTIFICATE_TYPE cert_type;
+    CK_ULONG category;
+    CK_BBOOL yes;
+    CK_BBOOL no;
+    CK_BYTE id[3];
+    char label[48];
+    CK_BYTE garbage[SHIM_GARBAGE_LEN];
+    const CK_BYTE *value;
+    CK_ULONG value_len;
+};
+
+/* The value is only made up when with_value says it will be read. */
+static void fake_object_build(struct fake_object *o, CK_ULONG index,
+                              bool with_value)
+{
+    o->cls = CKO_CERTIFICATE;
+    o->cert_type = CKC_X_509;
+    o->category = 0; /* unspecified */
+    o->yes = CK_TRUE;
+    o->no = CK_FALSE;
+    o->id[0] = 0xf1;
+    o->id[1] = (CK_BYTE)(index >> 8);
+    o->id[2] = (CK_BYTE)index;
+    snprintf(o->label, sizeof o->label, "p11shim extra certificate %lu", index);
+    if (shim.cfg.object_der != NULL) {
+        o->value = shim.cfg.object_der;
+        o->value_len = shim.cfg.object_der_len;
+    } else {
+        if (with_value)
+            fill_garbage(o->garbage, SHIM_GARBAGE_LEN, SHIM_SEED_OBJECT + index);
+        o->value = o->garbage;
+        o->value_len = SHIM_GARBAGE_LEN;
+    }
+}
+
+static bool fake_object_attr(const struct fake_object *o,
+                             CK_ATTRIBUTE_TYPE type, const void **value,
+                             CK_ULONG *len)
+{
+    switch (type) {
+    case CKA_CLASS:
+        *value = &o->cls;
+        *len = sizeof o->cls;
+        return true;
+    case CKA_CERTIFICATE_TYPE:
+        *value = &o->cert_type;
+        *len = sizeof o->cert_type;
+        return true;
+    case CKA_CERTIFICATE_CATEGORY:
+        *value = &o->category;
+        *len = sizeof o->category;
+        return true;
+    case CKA_TOKEN:
+        *value = &o->yes;
+        *len = sizeof o->yes;
+        return true;
+    case CKA_PRIVATE:
+    case CKA_MODIFIABLE:
+    case CKA_TRUSTED:
+        *value = &o->no;
+        *len = sizeof o->no;
+        return true;
+    case CKA_ID:
+        *value = o->id;
+        *len = sizeof o->id;
+        return true;
+    case CKA_LABEL:
+        *value = o->label;
+        *len = strlen(o->label);
+        return true;
+    case CKA_VALUE:
+        *value = o->value;
+        *len = o->value_len;
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool template_has(CK_ATTRIBUTE_PTR tmpl, CK_ULONG count,
+                         CK_ATTRIBUTE_TYPE type)
+{
+    for (CK_ULONG i = 0; tmpl != NULL && i < count; i++) {
+        if (tmpl[i].type == type)
+            return true;
+    }
+    return false;
+}
+
+static bool fake_object_matches(CK_ULONG index, CK_ATTRIBUTE_PTR tmpl,
+                                CK_ULONG count, bool with_value)
+{
+    struct fake_object o;
+    fake_object_build(&o, index, with_value);
+    for (CK_ULONG i = 0; i < count; i++) {
+        const void *value;
+        CK_ULONG len;
+        if (!fake_object_attr(&o, tmpl[i].type, &value, &len) ||
+            len != tmpl[i].ulValueLen ||
+            (len > 0 && (tmpl[i].pValue == NULL ||
+                         memcmp(value, tmpl[i].pValue, len) != 0)))
+            return false;
+    }
+    return true;
+}
+
+/* Expects shim.lock held. */
+static struct object_find *find_lookup(CK_SESSION_HANDLE session)
+{
+    for (size_t i = 0; i < SHIM_MAX_FINDS; i++) {
+        if (shim.finds[i].used && shim.finds[i].session == session)
+            return &shim.finds[i];
+    }
+    return NULL;
+}
+
+/* Expects shim.lock held. */
+static void find_end(CK_SESSION_HANDLE session)
+{
+    struct object_find *f = find_lookup(session);
+    if (f != NULL) {
+        free(f->matches);
+        memset(f, 0, sizeof *f);
+    }
+}
+
+/* After the target's C_FindObjectsInit succeeded: which fake objects the
+ * template selects, decided now as a token would. */
+static CK_RV find_start(CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR tmpl,
+                        CK_ULONG count)
+{
+    CK_ULONG n = 0;
+    CK_OBJECT_HANDLE_PTR matches =
+        malloc(shim.cfg.fake_objects * sizeof *matches);
+    if (matches == NULL)
+        return CKR_HOST_MEMORY;
+    bool with_value = template_has(tmpl, count, CKA_VALUE);
+    for (CK_ULONG i = 0; i < shim.cfg.fake_objects; i++) {
+        if (fake_object_matches(i, tmpl, count, with_value))
+            matches[n++] = SHIM_FAKE_OBJECT_BASE + i;
+    }
+
+    CK_RV rv = CKR_HOST_MEMORY;
+    pthread_mutex_lock(&shim.lock);
+    find_end(session);
+    for (size_t i = 0; i < SHIM_MAX_FINDS; i++) {
+        struct object_find *f = &shim.finds[i];
+        if (!f->used) {
+            *f = (struct object_find){ .used = true, .session = session,
+                                       .matches = matches, .n_matches = n };
+            matches = NULL;
+            rv = CKR_OK;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&shim.lock);
+    free(matches);
+    if (rv == CKR_OK)
+        log_lie(SHIM_FN_C_FindObjectsInit, "%lu fake objects match", n);
+    return rv;
+}
+
+/* Up to max fake objects still to be found on the session. */
+static CK_ULONG find_serve(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE_PTR objs,
+                           CK_ULONG max)
+{
+    CK_ULONG n = 0;
+    pthread_mutex_lock(&shim.lock);
+    struct object_find *f = find_lookup(session);
+    if (f != NULL) {
+        n = f->n_matches - f->next;
+        if (n > max)
+            n = max;
+        memcpy(objs, f->matches + f->next, n * sizeof *objs);
+        f->next += n;
+    }
+    pthread_mutex_unlock(&shim.lock);
+    return n;
+}
+
+/* ------------------------------------------------------------------------
+ * Attributes the shim answers itself, by the C_GetAttributeValue rules.
+ * ------------------------------------------------------------------------ */
+
+static CK_RV answer_attribute(CK_ATTRIBUTE_PTR a, const void *value,
+                              CK_ULONG len)
+{
+    if (a->pValue == NULL) {
+        a->ulValueLen = len;
+        return CKR_OK;
+    }
+    if (a->ulValueLen < len) {
+        a->ulValueLen = CK_UNAVAILABLE_INFORMATION;
+        return CKR_BUFFER_TOO_SMALL;
+    }
+    if (len > 0)
+        memcpy(a->pValue, value, len);
+    a->ulValueLen = len;
+    return CKR_OK;
+}
+
+/* CKA_VALUE of a certificate, with the P11SHIM_ATTR_LEN lie if any. */
+static CK_RV answer_cert_value(CK_ATTRIBUTE_PTR a, const CK_BYTE *value,
+                               CK_ULONG len)
+{
+    const enum shim_fn fn = SHIM_FN_C_GetAttributeValue;
+    CK_ULONG buf_len = a->ulValueLen, half = len / 2;
+
+    switch (shim.cfg.attr_len) {
+    case ATTR_LEN_TRUE:
+        break;
+    case ATTR_LEN_SIZE:
+        if (a->pValue != NULL)
+            break;
+        a->ulValueLen = shim.cfg.attr_size;
+        log_lie(fn, "CKA_VALUE of %lu bytes: size query says 0x%lx", len,
+                a->ulValueLen);
+        return CKR_OK;
+    case ATTR_LEN_GROW:
+        if (a->pValue == NULL || buf_len < len)
+            break;
+        memcpy(a->pValue, value, len);
+        a->ulValueLen = buf_len == ULONG_MAX ? buf_len : buf_len + 1;
+        log_lie(fn, "CKA_VALUE of %lu bytes into %lu: read says %lu", len,
+                buf_len, a->ulValueLen);
+        return CKR_OK;
+    case ATTR_LEN_SHRINK:
+        if (a->pValue == NULL || buf_len < len)
+            break;
+        memcpy(a->pValue, value, half);
+        a->ulValueLen = half;
+        log_lie(fn, "CKA_VALUE of %lu bytes: read gives and says %lu", len,
+                half);
+        return CKR_OK;
+    case ATTR_LEN_UNDERFILL:
+        if (a->pValue == NULL || buf_len < len)
+            break;
+        memcpy(a->pValue, value, half);
+        a->ulValueLen = len;
+        log_lie(fn, "CKA_VALUE of %lu bytes: read gives %lu, says %lu", len,
+                half, len);
+        return CKR_OK;
+    }
+    return answer_attribute(a, value, len);
+}
+
+typedef CK_RV (*attr_answer_fn)(CK_ATTRIBUTE_PTR a, const void *ctx);
+
+static bool per_attribute_rv(CK_RV rv)
+{
+    return rv == CKR_OK || rv == CKR_ATTRIBUTE_SENSITIVE ||
+           rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_BUFFER_TOO_SMALL;
+}
+
+/* The target is asked only for the other attributes, so its return value
+ * describes exactly those; the entries of type synth are then answered by
+ * answer.  Expects synth in the template. */
+static CK_RV get_attributes_split(CK_SESSION_HANDLE session,
+                                  CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_PTR tmpl,
+                                  CK_ULONG count, CK_ATTRIBUTE_TYPE synth,
+                                  attr_answer_fn answer, const void *ctx)
+{
+    CK_ATTRIBUTE_PTR rest = calloc(count, sizeof *rest);
+    if (rest == NULL)
+        return CKR_HOST_MEMORY;
+    CK_ULONG n = 0;
+    for (CK_ULONG i = 0; i < count; i++) {
+        if (tmpl[i].type != synth)
+            rest[n++] = tmpl[i];
+    }
+    CK_RV rv = CKR_OK;
+    if (n > 0)
+        rv = FORWARD(C_GetAttributeValue, (session, obj, rest, n));
+    if (!per_attribute_rv(rv)) {
+        free(rest);
+        return rv;
+    }
+
+    CK_RV own = CKR_OK;
+    for (CK_ULONG i = 0, j = 0; i < count; i++) {
+        if (tmpl[i].type != synth) {
+            tmpl[i].ulValueLen = rest[j++].ulValueLen;
+        } else {
+            CK_RV one = answer(&tmpl[i], ctx);
+            if (own == CKR_OK)
+                own = one;
+        }
+    }
+    free(rest);
+    return rv == CKR_OK ? own : rv;
+}
+
+static CK_RV answer_always_auth(CK_ATTRIBUTE_PTR a, const void *ctx)
+{
+    static const CK_BBOOL yes = CK_TRUE;
+    (void)ctx;
+    return answer_attribute(a, &yes, sizeof yes);
+}
+
+struct cert_value {
+    const CK_BYTE *value;
+    CK_ULONG len;
+};
+
+static CK_RV answer_cert(CK_ATTRIBUTE_PTR a, const void *ctx)
+{
+    const struct cert_value *v = ctx;
+    return answer_cert_value(a, v->value, v->len);
+}
+
+static bool object_class_is(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE obj,
+                            CK_OBJECT_CLASS want)
+{
+    CK_OBJECT_CLASS cls = 0;
+    CK_ATTRIBUTE attr = { CKA_CLASS, &cls, sizeof cls };
+    return FORWARD(C_GetAttributeValue, (session, obj, &attr, 1)) == CKR_OK &&
+           attr.ulValueLen == sizeof cls && cls == want;
+}
+
+/* The target's CKA_VALUE with the two-call size query, bounded. */
+static CK_RV fetch_value(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE obj,
+                         CK_BYTE_PTR *out, CK_ULONG *out_len)
+{
+    CK_ATTRIBUTE attr = { CKA_VALUE, NULL, 0 };
+    CK_RV rv = FORWARD(C_GetAttributeValue, (session, obj, &attr, 1));
+    if (rv != CKR_OK)
+        return rv;
+    if (attr.ulValueLen == CK_UNAVAILABLE_INFORMATION ||
+        attr.ulValueLen > SHIM_MAX_DER)
+        return CKR_GENERAL_ERROR;
+    CK_ULONG len = attr.ulValueLen;
+    attr.pValue = malloc(len > 0 ? len : 1);
+    if (attr.pValue == NULL)
+        return CKR_HOST_MEMORY;
+    rv = FORWARD(C_GetAttributeValue, (session, obj, &attr, 1));
+    if (rv == CKR_OK && attr.ulValueLen > len)
+        rv = CKR_GENERAL_ERROR;
+    if (rv != CKR_OK) {
+        free(attr.pValue);
+        return rv;
+    }
+    *out = attr.pValue;
+    *out_len = attr.ulValueLen;
+    return CKR_OK;
+}
+
+/* A real certificate under P11SHIM_CERT and P11SHIM_ATTR_LEN.  Should its
+ * value be unreadable, the target answers the whole call as it would. */
+static CK_RV get_attributes_cert(CK_SESSION_HANDLE session,
+                                 CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_PTR tmpl,
+                                 CK_ULONG count)
+{
+    const enum shim_fn fn = SHIM_FN_C_GetAttributeValue;
+    CK_BYTE_PTR real = NULL, garbage = NULL;
+    CK_ULONG real_len = 0;
+    if (fetch_value(session, obj, &real, &real_len) != CKR_OK)
+        return FORWARD(C_GetAttributeValue, (session, obj, tmpl, count));
+
+    struct cert_value v = { real, real_len };
+    switch (shim.cfg.cert) {
+    case CERT_TRUE:
+        break;
+    case CERT_TRUNCATED:
+        v.len = real_len / 2;
+        log_lie(fn, "certificate of %lu bytes truncated to %lu", real_len,
+                v.len);
+        break;
+    case CERT_GARBAGE:
+        garbage = malloc(real_len > 0 ? real_len : 1);
+        if (garbage == NULL) {
+            free(real);
+            return CKR_HOST_MEMORY;
+        }
+        fill_garbage(garbage, real_len, SHIM_SEED_CERT);
+        v.value = garbage;
+        log_lie(fn, "certificate of %lu bytes replaced by garbage", real_len);
+        break;
+    case CERT_OTHER:
+        v.value = shim.cfg.cert_der;
+        v.len = shim.cfg.cert_der_len;
+        log_lie(fn, "certificate of %lu bytes replaced by another of %lu",
+                real_len, v.len);
+        break;
+    }
+    CK_RV rv = get_attributes_split(session, obj, tmpl, count, CKA_VALUE,
+                                    answer_cert, &v);
+    free(garbage);
+    free(real);
+    return rv;
+}
+
+/* A fake object answers only through a session the target knows. */
+static CK_RV fake_object_attributes(CK_SESSION_HANDLE session,
+                                    CK_OBJECT_HANDLE obj,
+                                    CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
+{
+    CK_SESSION_INFO info;
+    CK_RV rv = FORWARD(C_GetSessionInfo, (session, &info));
+    if (rv != CKR_OK)
+        return rv;
+
+    struct fake_object o;
+    fake_object_build(&o, obj - SHIM_FAKE_OBJECT_BASE, true);
+    for (CK_ULONG i = 0; i < count; i++) {
+        CK_ATTRIBUTE_PTR a = &tmpl[i];
+        const void *value;
+        CK_ULONG len;
+        CK_RV one;
+        if (!fake_object_attr(&o, a->type, &value, &len)) {
+            a->ulValueLen = CK_UNAVAILABLE_INFORMATION;
+            one = CKR_ATTRIBUTE_TYPE_INVALID;
+        } else if (a->type == CKA_VALUE) {
+            one = answer_cert_value(a, value, len);
+        } else {
+            one = answer_attribute(a, value, len);
+        }
+        if (rv == CKR_OK)
+            rv = one;
+    }
+    return rv;
+}
+
+/* ------------------------------------------------------------------------
+ * Overridden functions.  Each one: fault table, then fake slots and
+ * sessions, then card removal, then the target.
  * ------------------------------------------------------------------------ */
 
 static void reset_state(void)
@@ -845,8 +2052,15 @@ static void reset_state(void)
     pthread_mutex_lock(&shim.lock);
     shim.initialized = false;
     shim.fake_login_pending = false;
-    config_defaults(&shim.cfg);
+    shim.card_removed = false;
+    memset(shim.calls, 0, sizeof shim.calls);
+    config_free(&shim.cfg);
     memset(shim.ops, 0, sizeof shim.ops);
+    memset(shim.fake_sessions, 0, sizeof shim.fake_sessions);
+    memset(shim.fake_logged_in, 0, sizeof shim.fake_logged_in);
+    for (size_t i = 0; i < SHIM_MAX_FINDS; i++)
+        free(shim.finds[i].matches);
+    memset(shim.finds, 0, sizeof shim.finds);
     pthread_mutex_unlock(&shim.lock);
 }
 
@@ -917,10 +2131,107 @@ static CK_RV shim_C_Finalize(CK_VOID_PTR reserved)
     return rv;
 }
 
+/* The target's slots, none of them once the card is gone and only slots
+ * with a token are asked for, and the fake ones before or after them. */
+static CK_RV merged_slot_list(CK_BBOOL present, CK_SLOT_ID_PTR list,
+                              CK_ULONG_PTR count)
+{
+    if (count == NULL)
+        return CKR_ARGUMENTS_BAD;
+    pthread_mutex_lock(&shim.lock);
+    bool gone = shim.card_removed && present;
+    pthread_mutex_unlock(&shim.lock);
+
+    CK_SLOT_ID_PTR real = NULL;
+    CK_ULONG n_real = 0;
+    CK_RV rv = CKR_OK;
+    for (int attempt = 0; !gone; attempt++) {
+        rv = FORWARD(C_GetSlotList, (present, NULL, &n_real));
+        if (rv != CKR_OK)
+            break;
+        free(real);
+        real = calloc(n_real > 0 ? n_real : 1, sizeof *real);
+        if (real == NULL) {
+            rv = CKR_HOST_MEMORY;
+            break;
+        }
+        rv = FORWARD(C_GetSlotList, (present, real, &n_real));
+        if (rv != CKR_BUFFER_TOO_SMALL || attempt >= 3)
+            break;
+    }
+    for (CK_ULONG i = 0; rv == CKR_OK && i < n_real; i++) {
+        if (is_fake_slot(real[i])) {
+            log_event(SHIM_FN_C_GetSlotList, NULL,
+                      "target slot id in the fake range");
+            rv = CKR_GENERAL_ERROR;
+        }
+    }
+    if (rv != CKR_OK) {
+        free(real);
+        return rv;
+    }
+
+    CK_ULONG n_fake = shim.cfg.fake_slots, total = n_fake + n_real;
+    if (list != NULL && *count < total) {
+        rv = CKR_BUFFER_TOO_SMALL;
+    } else if (list != NULL) {
+        CK_SLOT_ID_PTR fake = list + (shim.cfg.fake_slots_last ? n_real : 0);
+        if (n_real > 0)
+            memcpy(list + (shim.cfg.fake_slots_last ? 0 : n_fake), real,
+                   n_real * sizeof *real);
+        for (CK_ULONG i = 0; i < n_fake; i++)
+            fake[i] = SHIM_FAKE_SLOT_BASE + i;
+    }
+    *count = total;
+    free(real);
+    if (n_fake > 0 || gone)
+        log_lie(SHIM_FN_C_GetSlotList, "%lu fake and %lu real slots", n_fake,
+                n_real);
+    return rv;
+}
+
+static CK_RV shim_C_GetSlotList(CK_BBOOL present, CK_SLOT_ID_PTR list,
+                                CK_ULONG_PTR count)
+{
+    CK_RV rv;
+    if (fault_intercept(SHIM_FN_C_GetSlotList, NULL, &rv))
+        return log_call(SHIM_FN_C_GetSlotList, NULL, rv);
+    pthread_mutex_lock(&shim.lock);
+    bool gone = shim.card_removed && present;
+    pthread_mutex_unlock(&shim.lock);
+    if (shim.cfg.fake_slots > 0 || gone)
+        rv = merged_slot_list(present, list, count);
+    else
+        rv = FORWARD(C_GetSlotList, (present, list, count));
+    return log_call(SHIM_FN_C_GetSlotList, NULL, rv);
+}
+
+static CK_RV shim_C_GetSlotInfo(CK_SLOT_ID slot, CK_SLOT_INFO_PTR info)
+{
+    CK_RV rv;
+    if (fault_intercept(SHIM_FN_C_GetSlotInfo, NULL, &rv))
+        return log_call(SHIM_FN_C_GetSlotInfo, NULL, rv);
+    if (is_fake_slot(slot))
+        return log_call(SHIM_FN_C_GetSlotInfo, NULL, fake_slot_info(slot, info));
+    rv = FORWARD(C_GetSlotInfo, (slot, info));
+    pthread_mutex_lock(&shim.lock);
+    bool gone = shim.card_removed;
+    pthread_mutex_unlock(&shim.lock);
+    if (rv == CKR_OK && info != NULL && gone) {
+        info->flags &= ~CKF_TOKEN_PRESENT;
+        info->flags |= CKF_REMOVABLE_DEVICE;
+    }
+    return log_call(SHIM_FN_C_GetSlotInfo, NULL, rv);
+}
+
 static CK_RV shim_C_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
 {
     CK_RV rv;
     if (fault_intercept(SHIM_FN_C_GetTokenInfo, NULL, &rv))
+        return log_call(SHIM_FN_C_GetTokenInfo, NULL, rv);
+    if (is_fake_slot(slot))
+        return log_call(SHIM_FN_C_GetTokenInfo, NULL, fake_token_info(slot, info));
+    if (card_gone(SHIM_FN_C_GetTokenInfo, &rv))
         return log_call(SHIM_FN_C_GetTokenInfo, NULL, rv);
     rv = FORWARD(C_GetTokenInfo, (slot, info));
     if (rv == CKR_OK && info != NULL) {
@@ -945,8 +2256,10 @@ static CK_RV filtered_mechanism_list(CK_SLOT_ID slot,
      * fetch; retry a few times like any careful caller would. */
     for (int attempt = 0;; attempt++) {
         rv = FORWARD(C_GetMechanismList, (slot, NULL, &n));
-        if (rv != CKR_OK)
+        if (rv != CKR_OK) {
+            free(all);
             return rv;
+        }
         free(all);
         all = calloc(n > 0 ? n : 1, sizeof *all);
         if (all == NULL)
@@ -985,6 +2298,16 @@ static CK_RV shim_C_GetMechanismList(CK_SLOT_ID slot,
     CK_RV rv;
     if (fault_intercept(SHIM_FN_C_GetMechanismList, NULL, &rv))
         return log_call(SHIM_FN_C_GetMechanismList, NULL, rv);
+    if (is_fake_slot(slot)) {
+        rv = CKR_ARGUMENTS_BAD;
+        if (count != NULL) {
+            *count = 0;
+            rv = CKR_OK;
+        }
+        return log_call(SHIM_FN_C_GetMechanismList, NULL, rv);
+    }
+    if (card_gone(SHIM_FN_C_GetMechanismList, &rv))
+        return log_call(SHIM_FN_C_GetMechanismList, NULL, rv);
     if (shim.cfg.mech_filter)
         rv = filtered_mechanism_list(slot, list, count);
     else
@@ -1000,6 +2323,11 @@ static CK_RV shim_C_GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type,
     snprintf(extra, sizeof extra, "mech=0x%lx", type);
     if (fault_intercept(SHIM_FN_C_GetMechanismInfo, extra, &rv))
         return log_call(SHIM_FN_C_GetMechanismInfo, extra, rv);
+    if (is_fake_slot(slot))
+        return log_call(SHIM_FN_C_GetMechanismInfo, extra,
+                        CKR_MECHANISM_INVALID);
+    if (card_gone(SHIM_FN_C_GetMechanismInfo, &rv))
+        return log_call(SHIM_FN_C_GetMechanismInfo, extra, rv);
     if (!mech_allowed(type))
         rv = CKR_MECHANISM_INVALID;
     else
@@ -1012,13 +2340,26 @@ static CK_RV shim_C_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags,
                                 CK_SESSION_HANDLE_PTR session)
 {
     CK_RV rv;
+    size_t index;
     if (fault_intercept(SHIM_FN_C_OpenSession, NULL, &rv))
         return log_call(SHIM_FN_C_OpenSession, NULL, rv);
+    if (is_fake_slot(slot))
+        return log_call(SHIM_FN_C_OpenSession, NULL,
+                        fake_open_session(slot, flags, session));
+    if (card_gone(SHIM_FN_C_OpenSession, &rv))
+        return log_call(SHIM_FN_C_OpenSession, NULL, rv);
     rv = FORWARD(C_OpenSession, (slot, flags, app, notify, session));
-    if (rv == CKR_OK && session != NULL) {
+    if (rv == CKR_OK && session != NULL &&
+        fake_session_index(*session, &index)) {
+        FORWARD(C_CloseSession, (*session));
+        log_event(SHIM_FN_C_OpenSession, NULL,
+                  "target session handle in the fake range");
+        rv = CKR_GENERAL_ERROR;
+    } else if (rv == CKR_OK && session != NULL) {
         /* The target may reuse a handle whose close we never saw. */
         pthread_mutex_lock(&shim.lock);
         op_end(*session);
+        find_end(*session);
         pthread_mutex_unlock(&shim.lock);
     }
     return log_call(SHIM_FN_C_OpenSession, NULL, rv);
@@ -1027,12 +2368,17 @@ static CK_RV shim_C_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags,
 static CK_RV shim_C_CloseSession(CK_SESSION_HANDLE session)
 {
     CK_RV rv;
+    size_t index;
     if (fault_intercept(SHIM_FN_C_CloseSession, NULL, &rv))
         return log_call(SHIM_FN_C_CloseSession, NULL, rv);
+    if (fake_session_index(session, &index))
+        return log_call(SHIM_FN_C_CloseSession, NULL,
+                        fake_close_session(index));
     rv = FORWARD(C_CloseSession, (session));
     if (rv == CKR_OK) {
         pthread_mutex_lock(&shim.lock);
         op_end(session);
+        find_end(session);
         pthread_mutex_unlock(&shim.lock);
     }
     return log_call(SHIM_FN_C_CloseSession, NULL, rv);
@@ -1043,6 +2389,8 @@ static CK_RV shim_C_CloseAllSessions(CK_SLOT_ID slot)
     CK_RV rv;
     if (fault_intercept(SHIM_FN_C_CloseAllSessions, NULL, &rv))
         return log_call(SHIM_FN_C_CloseAllSessions, NULL, rv);
+    if (is_fake_slot(slot))
+        return log_call(SHIM_FN_C_CloseAllSessions, NULL, fake_close_all(slot));
     rv = FORWARD(C_CloseAllSessions, (slot));
     if (rv == CKR_OK) {
         /* Only the target knows which sessions belonged to the slot: keep
@@ -1055,9 +2403,31 @@ static CK_RV shim_C_CloseAllSessions(CK_SLOT_ID slot)
                     CKR_OK)
                 memset(&shim.ops[i], 0, sizeof shim.ops[i]);
         }
+        for (size_t i = 0; i < SHIM_MAX_FINDS; i++) {
+            CK_SESSION_INFO info;
+            if (shim.finds[i].used &&
+                FORWARD(C_GetSessionInfo, (shim.finds[i].session, &info)) !=
+                    CKR_OK)
+                find_end(shim.finds[i].session);
+        }
         pthread_mutex_unlock(&shim.lock);
     }
     return log_call(SHIM_FN_C_CloseAllSessions, NULL, rv);
+}
+
+static CK_RV shim_C_GetSessionInfo(CK_SESSION_HANDLE session,
+                                   CK_SESSION_INFO_PTR info)
+{
+    CK_RV rv;
+    size_t index;
+    if (fault_intercept(SHIM_FN_C_GetSessionInfo, NULL, &rv))
+        return log_call(SHIM_FN_C_GetSessionInfo, NULL, rv);
+    if (fake_session_index(session, &index))
+        return log_call(SHIM_FN_C_GetSessionInfo, NULL,
+                        fake_session_info(index, info));
+    if (!card_gone(SHIM_FN_C_GetSessionInfo, &rv))
+        rv = FORWARD(C_GetSessionInfo, (session, info));
+    return log_call(SHIM_FN_C_GetSessionInfo, NULL, rv);
 }
 
 static CK_RV user_login(CK_SESSION_HANDLE session, CK_UTF8CHAR_PTR pin,
@@ -1112,9 +2482,15 @@ static CK_RV shim_C_Login(CK_SESSION_HANDLE session, CK_USER_TYPE user,
                           CK_UTF8CHAR_PTR pin, CK_ULONG pin_len)
 {
     CK_RV rv;
+    size_t index;
     char extra[40];
     snprintf(extra, sizeof extra, "user=%lu", user);
     if (fault_intercept(SHIM_FN_C_Login, extra, &rv))
+        return log_call(SHIM_FN_C_Login, extra, rv);
+    if (fake_session_index(session, &index))
+        return log_call(SHIM_FN_C_Login, extra,
+                        fake_login(index, user, pin, pin_len));
+    if (card_gone(SHIM_FN_C_Login, &rv))
         return log_call(SHIM_FN_C_Login, extra, rv);
 
     if (user == CKU_USER)
@@ -1129,7 +2505,12 @@ static CK_RV shim_C_Login(CK_SESSION_HANDLE session, CK_USER_TYPE user,
 static CK_RV shim_C_Logout(CK_SESSION_HANDLE session)
 {
     CK_RV rv;
+    size_t index;
     if (fault_intercept(SHIM_FN_C_Logout, NULL, &rv))
+        return log_call(SHIM_FN_C_Logout, NULL, rv);
+    if (fake_session_index(session, &index))
+        return log_call(SHIM_FN_C_Logout, NULL, fake_logout(index));
+    if (card_gone(SHIM_FN_C_Logout, &rv))
         return log_call(SHIM_FN_C_Logout, NULL, rv);
 
     pthread_mutex_lock(&shim.lock);
@@ -1148,98 +2529,160 @@ static CK_RV shim_C_Logout(CK_SESSION_HANDLE session)
     return log_call(SHIM_FN_C_Logout, NULL, rv);
 }
 
-static bool is_private_key(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE obj)
+static bool cert_lies(void)
 {
-    CK_OBJECT_CLASS cls = 0;
-    CK_ATTRIBUTE attr = { CKA_CLASS, &cls, sizeof cls };
-    return FORWARD(C_GetAttributeValue, (session, obj, &attr, 1)) == CKR_OK &&
-           attr.ulValueLen == sizeof cls && cls == CKO_PRIVATE_KEY;
-}
-
-static bool template_has(CK_ATTRIBUTE_PTR tmpl, CK_ULONG count,
-                         CK_ATTRIBUTE_TYPE type)
-{
-    for (CK_ULONG i = 0; tmpl != NULL && i < count; i++) {
-        if (tmpl[i].type == type)
-            return true;
-    }
-    return false;
-}
-
-static bool per_attribute_rv(CK_RV rv)
-{
-    return rv == CKR_OK || rv == CKR_ATTRIBUTE_SENSITIVE ||
-           rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_BUFFER_TOO_SMALL;
-}
-
-/* The target is asked only for the other attributes, so its return value
- * describes exactly those; CKA_ALWAYS_AUTHENTICATE is then answered here
- * following the C_GetAttributeValue rules for one attribute. */
-static CK_RV get_attributes_always_auth(CK_SESSION_HANDLE session,
-                                        CK_OBJECT_HANDLE obj,
-                                        CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
-{
-    CK_ATTRIBUTE_PTR rest = calloc(count, sizeof *rest);
-    if (rest == NULL)
-        return CKR_HOST_MEMORY;
-    CK_ULONG n = 0;
-    for (CK_ULONG i = 0; i < count; i++) {
-        if (tmpl[i].type != CKA_ALWAYS_AUTHENTICATE)
-            rest[n++] = tmpl[i];
-    }
-    CK_RV rv = CKR_OK;
-    if (n > 0)
-        rv = FORWARD(C_GetAttributeValue, (session, obj, rest, n));
-    if (!per_attribute_rv(rv)) {
-        free(rest);
-        return rv;
-    }
-
-    bool too_small = false;
-    for (CK_ULONG i = 0, j = 0; i < count; i++) {
-        CK_ATTRIBUTE_PTR a = &tmpl[i];
-        if (a->type != CKA_ALWAYS_AUTHENTICATE) {
-            a->ulValueLen = rest[j++].ulValueLen;
-        } else if (a->pValue == NULL) {
-            a->ulValueLen = sizeof(CK_BBOOL);
-        } else if (a->ulValueLen < sizeof(CK_BBOOL)) {
-            a->ulValueLen = CK_UNAVAILABLE_INFORMATION;
-            too_small = true;
-        } else {
-            *(CK_BBOOL *)a->pValue = CK_TRUE;
-            a->ulValueLen = sizeof(CK_BBOOL);
-        }
-    }
-    free(rest);
-    if (rv == CKR_OK && too_small)
-        rv = CKR_BUFFER_TOO_SMALL;
-    return rv;
+    return shim.cfg.cert != CERT_TRUE || shim.cfg.attr_len != ATTR_LEN_TRUE;
 }
 
 static CK_RV shim_C_GetAttributeValue(CK_SESSION_HANDLE session,
                                       CK_OBJECT_HANDLE obj,
                                       CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
 {
+    const enum shim_fn fn = SHIM_FN_C_GetAttributeValue;
     CK_RV rv;
-    if (fault_intercept(SHIM_FN_C_GetAttributeValue, NULL, &rv))
-        return log_call(SHIM_FN_C_GetAttributeValue, NULL, rv);
-    if (shim.cfg.always_auth &&
-        template_has(tmpl, count, CKA_ALWAYS_AUTHENTICATE) &&
-        is_private_key(session, obj))
-        rv = get_attributes_always_auth(session, obj, tmpl, count);
+    size_t index;
+    if (fault_intercept(fn, NULL, &rv))
+        return log_call(fn, NULL, rv);
+    if (tmpl == NULL && count > 0)
+        return log_call(fn, NULL, CKR_ARGUMENTS_BAD);
+    if (fake_session_index(session, &index))
+        return log_call(fn, NULL,
+                        fake_session_rv(index, CKR_OBJECT_HANDLE_INVALID));
+    if (card_gone(fn, &rv))
+        return log_call(fn, NULL, rv);
+
+    if (is_fake_object(obj))
+        rv = fake_object_attributes(session, obj, tmpl, count);
+    else if (shim.cfg.always_auth &&
+             template_has(tmpl, count, CKA_ALWAYS_AUTHENTICATE) &&
+             object_class_is(session, obj, CKO_PRIVATE_KEY))
+        rv = get_attributes_split(session, obj, tmpl, count,
+                                  CKA_ALWAYS_AUTHENTICATE, answer_always_auth,
+                                  NULL);
+    else if (cert_lies() && template_has(tmpl, count, CKA_VALUE) &&
+             object_class_is(session, obj, CKO_CERTIFICATE))
+        rv = get_attributes_cert(session, obj, tmpl, count);
     else
         rv = FORWARD(C_GetAttributeValue, (session, obj, tmpl, count));
-    return log_call(SHIM_FN_C_GetAttributeValue, NULL, rv);
+    return log_call(fn, NULL, rv);
+}
+
+static CK_RV shim_C_FindObjectsInit(CK_SESSION_HANDLE session,
+                                    CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
+{
+    const enum shim_fn fn = SHIM_FN_C_FindObjectsInit;
+    CK_RV rv;
+    size_t index;
+    if (fault_intercept(fn, NULL, &rv))
+        return log_call(fn, NULL, rv);
+    if (fake_session_index(session, &index))
+        return log_call(fn, NULL, fake_find(index, fn, tmpl, count, NULL, NULL));
+    if (card_gone(fn, &rv))
+        return log_call(fn, NULL, rv);
+    if (tmpl == NULL && count > 0)
+        return log_call(fn, NULL, CKR_ARGUMENTS_BAD);
+    rv = FORWARD(C_FindObjectsInit, (session, tmpl, count));
+    if (rv == CKR_OK && shim.cfg.fake_objects > 0) {
+        rv = find_start(session, tmpl, count);
+        if (rv != CKR_OK)
+            FORWARD(C_FindObjectsFinal, (session));
+    }
+    return log_call(fn, NULL, rv);
+}
+
+/* The target's objects, checked not to look like ours. */
+static CK_RV target_find_objects(CK_SESSION_HANDLE session,
+                                 CK_OBJECT_HANDLE_PTR objs, CK_ULONG max,
+                                 CK_ULONG_PTR found)
+{
+    CK_RV rv = FORWARD(C_FindObjects, (session, objs, max, found));
+    for (CK_ULONG i = 0; rv == CKR_OK && i < *found && i < max; i++) {
+        if (is_fake_object(objs[i])) {
+            log_event(SHIM_FN_C_FindObjects, NULL,
+                      "target object handle in the fake range");
+            rv = CKR_GENERAL_ERROR;
+        }
+    }
+    return rv;
+}
+
+static CK_RV shim_C_FindObjects(CK_SESSION_HANDLE session,
+                                CK_OBJECT_HANDLE_PTR objs, CK_ULONG max,
+                                CK_ULONG_PTR found)
+{
+    const enum shim_fn fn = SHIM_FN_C_FindObjects;
+    CK_RV rv;
+    size_t index;
+    if (fault_intercept(fn, NULL, &rv))
+        return log_call(fn, NULL, rv);
+    if (fake_session_index(session, &index))
+        return log_call(fn, NULL, fake_find(index, fn, NULL, 0, objs, found));
+    if (card_gone(fn, &rv))
+        return log_call(fn, NULL, rv);
+    if (objs == NULL || found == NULL)
+        return log_call(fn, NULL, CKR_ARGUMENTS_BAD);
+
+    pthread_mutex_lock(&shim.lock);
+    struct object_find *f = find_lookup(session);
+    bool faking = f != NULL, target_done = f != NULL && f->target_done;
+    pthread_mutex_unlock(&shim.lock);
+
+    if (!faking) {
+        rv = target_find_objects(session, objs, max, found);
+    } else if (shim.cfg.fake_objects_first) {
+        *found = find_serve(session, objs, max);
+        rv = CKR_OK;
+        if (*found == 0)
+            rv = target_find_objects(session, objs, max, found);
+    } else {
+        rv = CKR_OK;
+        *found = 0;
+        if (!target_done)
+            rv = target_find_objects(session, objs, max, found);
+        if (rv == CKR_OK && *found == 0) {
+            pthread_mutex_lock(&shim.lock);
+            f = find_lookup(session);
+            if (f != NULL)
+                f->target_done = true;
+            pthread_mutex_unlock(&shim.lock);
+            *found = find_serve(session, objs, max);
+        }
+    }
+    return log_call(fn, NULL, rv);
+}
+
+static CK_RV shim_C_FindObjectsFinal(CK_SESSION_HANDLE session)
+{
+    const enum shim_fn fn = SHIM_FN_C_FindObjectsFinal;
+    CK_RV rv;
+    size_t index;
+    if (fault_intercept(fn, NULL, &rv))
+        return log_call(fn, NULL, rv);
+    if (fake_session_index(session, &index))
+        return log_call(fn, NULL, fake_find(index, fn, NULL, 0, NULL, NULL));
+    if (card_gone(fn, &rv))
+        return log_call(fn, NULL, rv);
+    rv = FORWARD(C_FindObjectsFinal, (session));
+    pthread_mutex_lock(&shim.lock);
+    find_end(session);
+    pthread_mutex_unlock(&shim.lock);
+    return log_call(fn, NULL, rv);
 }
 
 static CK_RV shim_C_SignInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mech,
                              CK_OBJECT_HANDLE key)
 {
     CK_RV rv;
+    size_t index;
     char extra[40] = "mech=none";
     if (mech != NULL)
         snprintf(extra, sizeof extra, "mech=0x%lx", mech->mechanism);
     if (fault_intercept(SHIM_FN_C_SignInit, extra, &rv))
+        return log_call(SHIM_FN_C_SignInit, extra, rv);
+    if (fake_session_index(session, &index))
+        return log_call(SHIM_FN_C_SignInit, extra,
+                        fake_session_rv(index, CKR_KEY_HANDLE_INVALID));
+    if (card_gone(SHIM_FN_C_SignInit, &rv))
         return log_call(SHIM_FN_C_SignInit, extra, rv);
 
     if (mech != NULL && !mech_allowed(mech->mechanism))
@@ -1259,18 +2702,93 @@ static CK_RV shim_C_SignInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mech,
     return log_call(SHIM_FN_C_SignInit, extra, rv);
 }
 
+/* P11SHIM_SIG short, long and zeros, on the *sig_len bytes the target has
+ * just written into a buffer of buf_len. */
+static void sig_tamper(enum shim_fn fn, CK_BYTE_PTR sig, CK_ULONG buf_len,
+                       CK_ULONG_PTR sig_len)
+{
+    CK_ULONG real = *sig_len;
+    if (real > buf_len)
+        return; /* the target overran the buffer: nothing to make worse */
+    switch (shim.cfg.sig) {
+    case SIG_TRUE:
+    case SIG_OTHER:
+        break;
+    case SIG_SHORT:
+        if (real == 0)
+            break;
+        *sig_len = real - 1;
+        log_lie(fn, "signature of %lu bytes said to have %lu", real, *sig_len);
+        break;
+    case SIG_LONG:
+        if (real < buf_len)
+            sig[real] = 0;
+        *sig_len = real + 1;
+        log_lie(fn, "signature of %lu bytes into %lu said to have %lu", real,
+                buf_len, *sig_len);
+        break;
+    case SIG_ZEROS:
+        memset(sig, 0, real);
+        log_lie(fn, "signature of %lu bytes zeroed", real);
+        break;
+    }
+}
+
+/* P11SHIM_SIG=other on C_Sign: the same mechanism and key over data of
+ * the same length (raw mechanisms take nothing else) with its last byte
+ * inverted, so the signature is valid, just not for the caller's data. */
+static CK_RV sign_other(CK_SESSION_HANDLE session, CK_BYTE_PTR data,
+                        CK_ULONG data_len, CK_BYTE_PTR sig,
+                        CK_ULONG_PTR sig_len)
+{
+    CK_BYTE one_byte = 0xa5;
+    CK_BYTE_PTR other = &one_byte;
+    CK_ULONG other_len = 1;
+    if (data == NULL && data_len > 0) /* the target says what is wrong */
+        return FORWARD(C_Sign, (session, data, data_len, sig, sig_len));
+    if (data_len > 0) {
+        other = malloc(data_len);
+        if (other == NULL) {
+            target_sign_abort(session, data, data_len, true);
+            return CKR_HOST_MEMORY;
+        }
+        memcpy(other, data, data_len);
+        other[data_len - 1] = (CK_BYTE)~other[data_len - 1];
+        other_len = data_len;
+    }
+    CK_RV rv = FORWARD(C_Sign, (session, other, other_len, sig, sig_len));
+    if (other != &one_byte)
+        free(other);
+    if (rv == CKR_OK && sig != NULL)
+        log_lie(SHIM_FN_C_Sign, "signed %lu other bytes instead of %lu",
+                other_len, data_len);
+    return rv;
+}
+
 static CK_RV shim_C_Sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data,
                          CK_ULONG data_len, CK_BYTE_PTR sig,
                          CK_ULONG_PTR sig_len)
 {
     CK_RV rv;
+    size_t index;
     if (fault_intercept(SHIM_FN_C_Sign, NULL, &rv))
+        return log_call(SHIM_FN_C_Sign, NULL, rv);
+    if (fake_session_index(session, &index))
+        return log_call(SHIM_FN_C_Sign, NULL,
+                        fake_session_rv(index, CKR_OPERATION_NOT_INITIALIZED));
+    if (card_gone(SHIM_FN_C_Sign, &rv))
         return log_call(SHIM_FN_C_Sign, NULL, rv);
     if (op_blocks_signing(session, sig == NULL)) {
         sign_refuse(session, data, data_len, true);
         return log_call(SHIM_FN_C_Sign, NULL, CKR_USER_NOT_LOGGED_IN);
     }
-    rv = FORWARD(C_Sign, (session, data, data_len, sig, sig_len));
+    CK_ULONG buf_len = sig_len != NULL ? *sig_len : 0;
+    if (shim.cfg.sig == SIG_OTHER)
+        rv = sign_other(session, data, data_len, sig, sig_len);
+    else
+        rv = FORWARD(C_Sign, (session, data, data_len, sig, sig_len));
+    if (rv == CKR_OK && sig != NULL && sig_len != NULL)
+        sig_tamper(SHIM_FN_C_Sign, sig, buf_len, sig_len);
     op_after_sign(session, rv, sig == NULL);
     return log_call(SHIM_FN_C_Sign, NULL, rv);
 }
@@ -1279,7 +2797,13 @@ static CK_RV shim_C_SignUpdate(CK_SESSION_HANDLE session, CK_BYTE_PTR part,
                                CK_ULONG part_len)
 {
     CK_RV rv;
+    size_t index;
     if (fault_intercept(SHIM_FN_C_SignUpdate, NULL, &rv))
+        return log_call(SHIM_FN_C_SignUpdate, NULL, rv);
+    if (fake_session_index(session, &index))
+        return log_call(SHIM_FN_C_SignUpdate, NULL,
+                        fake_session_rv(index, CKR_OPERATION_NOT_INITIALIZED));
+    if (card_gone(SHIM_FN_C_SignUpdate, &rv))
         return log_call(SHIM_FN_C_SignUpdate, NULL, rv);
     if (op_blocks_signing(session, false)) {
         sign_refuse(session, NULL, 0, false);
@@ -1296,13 +2820,32 @@ static CK_RV shim_C_SignFinal(CK_SESSION_HANDLE session, CK_BYTE_PTR sig,
                               CK_ULONG_PTR sig_len)
 {
     CK_RV rv;
+    size_t index;
     if (fault_intercept(SHIM_FN_C_SignFinal, NULL, &rv))
+        return log_call(SHIM_FN_C_SignFinal, NULL, rv);
+    if (fake_session_index(session, &index))
+        return log_call(SHIM_FN_C_SignFinal, NULL,
+                        fake_session_rv(index, CKR_OPERATION_NOT_INITIALIZED));
+    if (card_gone(SHIM_FN_C_SignFinal, &rv))
         return log_call(SHIM_FN_C_SignFinal, NULL, rv);
     if (op_blocks_signing(session, sig == NULL)) {
         sign_refuse(session, NULL, 0, false);
         return log_call(SHIM_FN_C_SignFinal, NULL, CKR_USER_NOT_LOGGED_IN);
     }
+    if (shim.cfg.sig == SIG_OTHER && sig != NULL) {
+        /* The message so far cannot be taken back, only added to. */
+        CK_BYTE tail[] = { 'p', '1', '1', 's', 'h', 'i', 'm' };
+        rv = FORWARD(C_SignUpdate, (session, tail, sizeof tail));
+        if (rv != CKR_OK) {
+            op_after_sign(session, rv, false);
+            return log_call(SHIM_FN_C_SignFinal, NULL, rv);
+        }
+        log_lie(SHIM_FN_C_SignFinal, "appended \"p11shim\" to the message");
+    }
+    CK_ULONG buf_len = sig_len != NULL ? *sig_len : 0;
     rv = FORWARD(C_SignFinal, (session, sig, sig_len));
+    if (rv == CKR_OK && sig != NULL && sig_len != NULL)
+        sig_tamper(SHIM_FN_C_SignFinal, sig, buf_len, sig_len);
     op_after_sign(session, rv, sig == NULL);
     return log_call(SHIM_FN_C_SignFinal, NULL, rv);
 }
