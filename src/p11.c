@@ -638,6 +638,24 @@ p11_sign(struct p11_ctx *ctx, const struct p11_cand *cand, const char *pin,
 		snprintf(out->message, sizeof(out->message), "cannot open a session");
 		goto out;
 	}
+	/* A PIN of a length the token cannot have would only cost a try
+	 * (some cards count it): refuse it without asking the card. A pin pad
+	 * (pin NULL) is the reader's business. */
+	if (pin != NULL) {
+		CK_TOKEN_INFO ti;
+		size_t plen = strlen(pin);
+		if (m->C_GetTokenInfo(cand->slot, &ti) == CKR_OK && ti.ulMaxPinLen >= ti.ulMinPinLen &&
+		    ti.ulMaxPinLen != CK_UNAVAILABLE_INFORMATION &&
+		    (plen < ti.ulMinPinLen || plen > ti.ulMaxPinLen)) {
+			LOG(ctx, LOG_NOTICE, "PIN of %zu characters refused without trying it: the token "
+			    "takes %lu to %lu", plen, (unsigned long)ti.ulMinPinLen,
+			    (unsigned long)ti.ulMaxPinLen);
+			out->status = PIV_H_PIN_LEN;
+			out->token_flags = ti.flags;
+			snprintf(out->message, sizeof(out->message), "PIN length outside the token's range");
+			goto out;
+		}
+	}
 	rv = login_user(ctx, m, s, pin);
 	if (rv != CKR_OK) {
 		login_failed(ctx, cand, rv, out);

@@ -24,15 +24,25 @@ root:x:0:0:root:/nonexistent/root:/bin/false
 alice:x:1001:1001:Alice Example:/nonexistent/alice:/bin/false
 bob:x:1002:1002:Bob Example:/nonexistent/bob:/bin/false
 erin:x:1006:1006:Erin Example:/nonexistent/erin:/bin/false
+LONGUSER:x:1007:1007:Long Example:LONGHOME:/bin/false
 nobody:x:65534:65534:nobody:/nonexistent/nobody:/bin/false
 EOF
+# a 256-character account name (the longest pam_piv accepts) with a
+# 600-character home directory: the long names of the anchors' bugs. (Not
+# longer: libpam's pam_modutil_getpwnam, under nss_wrapper, finds no entry
+# longer than its first 1 KiB buffer.)
+long_user=$(printf 'l%.0s' $(seq 1 256))
+long_home=/$(printf 'h%.0s' $(seq 1 599))
+sed -i "s|^LONGUSER:|$long_user:|; s|:LONGHOME:|:$long_home:|" "$OUT/passwd"
 cat > "$OUT/group" <<'EOF'
 root:x:0:
 alice:x:1001:
 bob:x:1002:
 erin:x:1006:
+LONGUSER:x:1007:
 nogroup:x:65534:
 EOF
+sed -i "s|^LONGUSER:|$long_user:|" "$OUT/group"
 
 # ---- tokens: every scenario is its own SoftHSM instance, built in parallel
 ERR=$(mktemp -d "${TMPDIR:-/tmp}/mkfixtures.XXXXXX")

@@ -11,9 +11,10 @@
  * fail and size queries.  "Real" below means what SoftHSM holds.
  *
  * P11SHIM_TARGET=PATH  the module to forward to (default: SoftHSM2).
- * P11SHIM_LOG=PATH     appends "C_Name [extra ]rv=0x..." for every call, a
- *                      "C_Name [extra ]lie: ..." line for every lie told, and
- *                      "hang", "crash" and "card removed" events.
+ * P11SHIM_LOG=PATH     appends a "process ..." line at C_Initialize, then
+ *                      "C_Name [extra ]rv=0x..." for every call, "C_Name lie:
+ *                      ..." for every lie told and "C_Name [extra ]hang",
+ *                      "crash" and "card removed" events.
  * P11SHIM_PIN=PIN      the PIN the PIN pad types and that the shim's own
  *                      logins check (context-specific, fake tokens); 123456.
  * P11SHIM_PIN_FLAGS=count_low,final_try,locked,to_be_changed
@@ -35,22 +36,26 @@
  * P11SHIM_FAIL=C_Name:RV[:N],...
  *                      C_Name returns RV without reaching the target: on
  *                      every call, or only on its Nth.  Any function but
- *                      C_GetFunctionList, any RV (CKR_OK included).
+ *                      C_GetFunctionList, any RV (CKR_OK included).  When
+ *                      RV ends a signing operation for the caller (C_Sign,
+ *                      C_SignUpdate, C_SignFinal), the shim ends the
+ *                      target's too.
  * P11SHIM_HANG=C_Name[:N],...   C_Name (its Nth call) sleeps forever.
  * P11SHIM_CRASH=C_Name[:N],...  C_Name (its Nth call) dies of SIGSEGV.
  *                      Of several rules matching one call the last one
  *                      listed wins, FAIL before HANG before CRASH.
  * P11SHIM_REMOVED_AFTER=C_Name[:N]
- *                      once C_Name has returned CKR_OK (on its Nth call or
- *                      later), the real tokens are gone: C_GetSlotList(TRUE)
- *                      omits the real slots, C_GetSlotInfo clears
- *                      CKF_TOKEN_PRESENT, C_GetTokenInfo, C_OpenSession,
- *                      C_InitToken and C_GetMechanismList/Info return
- *                      CKR_TOKEN_NOT_PRESENT, every other call that names a
- *                      session returns P11SHIM_REMOVED_RV.  C_CloseSession,
- *                      C_CloseAllSessions, C_GetInfo, C_WaitForSlotEvent and
- *                      C_Finalize still reach the target, so callers can
- *                      clean up; fake slots stay.  C_Finalize ends it.
+ *                      once C_Name has returned CKR_OK for a real slot or
+ *                      session (on its Nth call or later), the real tokens
+ *                      are gone: C_GetSlotList(TRUE) omits the real slots,
+ *                      C_GetSlotInfo clears CKF_TOKEN_PRESENT; C_GetTokenInfo,
+ *                      C_OpenSession, C_InitToken and C_GetMechanismList/Info
+ *                      return CKR_TOKEN_NOT_PRESENT; every other call that
+ *                      names a session returns P11SHIM_REMOVED_RV.
+ *                      C_CloseSession, C_CloseAllSessions, C_GetInfo,
+ *                      C_WaitForSlotEvent and C_Finalize still reach the
+ *                      target, so callers can clean up.  Fake slots stay.
+ *                      Lasts until C_Finalize.
  * P11SHIM_REMOVED_RV=RV  default CKR_DEVICE_REMOVED; CKR_SESSION_HANDLE_INVALID
  *                      is what PKCS#11 itself prescribes.
  * P11SHIM_ATTR_LEN=huge|unavailable|zero|NUMBER|grow|shrink|underfill
@@ -69,7 +74,8 @@
  *                      CKA_VALUE of every real certificate is its first half,
  *                      as many pseudo-random bytes (the same every run), or
  *                      the DER file PATH (read at C_Initialize, up to 1 MiB).
- *                      ATTR_LEN then lies about this value.
+ *                      Only CKA_VALUE changes (CKA_SUBJECT and the like stay
+ *                      the real ones); ATTR_LEN then lies about this value.
  * P11SHIM_SIG=short|long|zeros|other
  *                      C_Sign and C_SignFinal, when they return a signature
  *                      of L bytes: short reports L-1; long reports L+1 (the
@@ -95,9 +101,9 @@
  *                      CKA_LABEL "p11shim extra certificate I", CKA_VALUE
  *                      768 pseudo-random bytes (distinct for each) or the
  *                      DER file PATH.
- * Fake handles (slots 0xf1510000+, sessions 0xf15e0000+, objects
- * 0xf10b0000+) never reach the target; should it hand out one of them the
- * call fails with CKR_GENERAL_ERROR rather than mix the two up. */
+ * Fake slots are 0xf1510000 + I, fake sessions 0xf15e0000 + I, fake objects
+ * 0xf10b0000 + I.  Should the target hand out one of those handles itself,
+ * the call fails with CKR_GENERAL_ERROR rather than mix the two up. */
 
 #define _POSIX_C_SOURCE 200809L
 
@@ -597,11 +603,18 @@ static void note_success(enum shim_fn fn, const char *extra)
         log_event(fn, extra, "card removed");
 }
 
-static CK_RV log_call(enum shim_fn fn, const char *extra, CK_RV rv)
+/* For the answers of fake slots and sessions, which have no card to pull. */
+static CK_RV log_fake(enum shim_fn fn, const char *extra, CK_RV rv)
 {
     char what[32];
     snprintf(what, sizeof what, "rv=0x%lx", rv);
     log_event(fn, extra, what);
+    return rv;
+}
+
+static CK_RV log_call(enum shim_fn fn, const char *extra, CK_RV rv)
+{
+    log_fake(fn, extra, rv);
     if (rv == CKR_OK)
         note_success(fn, extra);
     return rv;
@@ -2212,7 +2225,7 @@ static CK_RV shim_C_GetSlotInfo(CK_SLOT_ID slot, CK_SLOT_INFO_PTR info)
     if (fault_intercept(SHIM_FN_C_GetSlotInfo, NULL, &rv))
         return log_call(SHIM_FN_C_GetSlotInfo, NULL, rv);
     if (is_fake_slot(slot))
-        return log_call(SHIM_FN_C_GetSlotInfo, NULL, fake_slot_info(slot, info));
+        return log_fake(SHIM_FN_C_GetSlotInfo, NULL, fake_slot_info(slot, info));
     rv = FORWARD(C_GetSlotInfo, (slot, info));
     pthread_mutex_lock(&shim.lock);
     bool gone = shim.card_removed;
@@ -2230,7 +2243,7 @@ static CK_RV shim_C_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
     if (fault_intercept(SHIM_FN_C_GetTokenInfo, NULL, &rv))
         return log_call(SHIM_FN_C_GetTokenInfo, NULL, rv);
     if (is_fake_slot(slot))
-        return log_call(SHIM_FN_C_GetTokenInfo, NULL, fake_token_info(slot, info));
+        return log_fake(SHIM_FN_C_GetTokenInfo, NULL, fake_token_info(slot, info));
     if (card_gone(SHIM_FN_C_GetTokenInfo, &rv))
         return log_call(SHIM_FN_C_GetTokenInfo, NULL, rv);
     rv = FORWARD(C_GetTokenInfo, (slot, info));
@@ -2304,7 +2317,7 @@ static CK_RV shim_C_GetMechanismList(CK_SLOT_ID slot,
             *count = 0;
             rv = CKR_OK;
         }
-        return log_call(SHIM_FN_C_GetMechanismList, NULL, rv);
+        return log_fake(SHIM_FN_C_GetMechanismList, NULL, rv);
     }
     if (card_gone(SHIM_FN_C_GetMechanismList, &rv))
         return log_call(SHIM_FN_C_GetMechanismList, NULL, rv);
@@ -2324,7 +2337,7 @@ static CK_RV shim_C_GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type,
     if (fault_intercept(SHIM_FN_C_GetMechanismInfo, extra, &rv))
         return log_call(SHIM_FN_C_GetMechanismInfo, extra, rv);
     if (is_fake_slot(slot))
-        return log_call(SHIM_FN_C_GetMechanismInfo, extra,
+        return log_fake(SHIM_FN_C_GetMechanismInfo, extra,
                         CKR_MECHANISM_INVALID);
     if (card_gone(SHIM_FN_C_GetMechanismInfo, &rv))
         return log_call(SHIM_FN_C_GetMechanismInfo, extra, rv);
@@ -2344,7 +2357,7 @@ static CK_RV shim_C_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags,
     if (fault_intercept(SHIM_FN_C_OpenSession, NULL, &rv))
         return log_call(SHIM_FN_C_OpenSession, NULL, rv);
     if (is_fake_slot(slot))
-        return log_call(SHIM_FN_C_OpenSession, NULL,
+        return log_fake(SHIM_FN_C_OpenSession, NULL,
                         fake_open_session(slot, flags, session));
     if (card_gone(SHIM_FN_C_OpenSession, &rv))
         return log_call(SHIM_FN_C_OpenSession, NULL, rv);
@@ -2372,7 +2385,7 @@ static CK_RV shim_C_CloseSession(CK_SESSION_HANDLE session)
     if (fault_intercept(SHIM_FN_C_CloseSession, NULL, &rv))
         return log_call(SHIM_FN_C_CloseSession, NULL, rv);
     if (fake_session_index(session, &index))
-        return log_call(SHIM_FN_C_CloseSession, NULL,
+        return log_fake(SHIM_FN_C_CloseSession, NULL,
                         fake_close_session(index));
     rv = FORWARD(C_CloseSession, (session));
     if (rv == CKR_OK) {
@@ -2390,7 +2403,7 @@ static CK_RV shim_C_CloseAllSessions(CK_SLOT_ID slot)
     if (fault_intercept(SHIM_FN_C_CloseAllSessions, NULL, &rv))
         return log_call(SHIM_FN_C_CloseAllSessions, NULL, rv);
     if (is_fake_slot(slot))
-        return log_call(SHIM_FN_C_CloseAllSessions, NULL, fake_close_all(slot));
+        return log_fake(SHIM_FN_C_CloseAllSessions, NULL, fake_close_all(slot));
     rv = FORWARD(C_CloseAllSessions, (slot));
     if (rv == CKR_OK) {
         /* Only the target knows which sessions belonged to the slot: keep
@@ -2423,7 +2436,7 @@ static CK_RV shim_C_GetSessionInfo(CK_SESSION_HANDLE session,
     if (fault_intercept(SHIM_FN_C_GetSessionInfo, NULL, &rv))
         return log_call(SHIM_FN_C_GetSessionInfo, NULL, rv);
     if (fake_session_index(session, &index))
-        return log_call(SHIM_FN_C_GetSessionInfo, NULL,
+        return log_fake(SHIM_FN_C_GetSessionInfo, NULL,
                         fake_session_info(index, info));
     if (!card_gone(SHIM_FN_C_GetSessionInfo, &rv))
         rv = FORWARD(C_GetSessionInfo, (session, info));
@@ -2488,7 +2501,7 @@ static CK_RV shim_C_Login(CK_SESSION_HANDLE session, CK_USER_TYPE user,
     if (fault_intercept(SHIM_FN_C_Login, extra, &rv))
         return log_call(SHIM_FN_C_Login, extra, rv);
     if (fake_session_index(session, &index))
-        return log_call(SHIM_FN_C_Login, extra,
+        return log_fake(SHIM_FN_C_Login, extra,
                         fake_login(index, user, pin, pin_len));
     if (card_gone(SHIM_FN_C_Login, &rv))
         return log_call(SHIM_FN_C_Login, extra, rv);
@@ -2509,7 +2522,7 @@ static CK_RV shim_C_Logout(CK_SESSION_HANDLE session)
     if (fault_intercept(SHIM_FN_C_Logout, NULL, &rv))
         return log_call(SHIM_FN_C_Logout, NULL, rv);
     if (fake_session_index(session, &index))
-        return log_call(SHIM_FN_C_Logout, NULL, fake_logout(index));
+        return log_fake(SHIM_FN_C_Logout, NULL, fake_logout(index));
     if (card_gone(SHIM_FN_C_Logout, &rv))
         return log_call(SHIM_FN_C_Logout, NULL, rv);
 
@@ -2546,7 +2559,7 @@ static CK_RV shim_C_GetAttributeValue(CK_SESSION_HANDLE session,
     if (tmpl == NULL && count > 0)
         return log_call(fn, NULL, CKR_ARGUMENTS_BAD);
     if (fake_session_index(session, &index))
-        return log_call(fn, NULL,
+        return log_fake(fn, NULL,
                         fake_session_rv(index, CKR_OBJECT_HANDLE_INVALID));
     if (card_gone(fn, &rv))
         return log_call(fn, NULL, rv);
@@ -2576,7 +2589,7 @@ static CK_RV shim_C_FindObjectsInit(CK_SESSION_HANDLE session,
     if (fault_intercept(fn, NULL, &rv))
         return log_call(fn, NULL, rv);
     if (fake_session_index(session, &index))
-        return log_call(fn, NULL, fake_find(index, fn, tmpl, count, NULL, NULL));
+        return log_fake(fn, NULL, fake_find(index, fn, tmpl, count, NULL, NULL));
     if (card_gone(fn, &rv))
         return log_call(fn, NULL, rv);
     if (tmpl == NULL && count > 0)
@@ -2616,7 +2629,7 @@ static CK_RV shim_C_FindObjects(CK_SESSION_HANDLE session,
     if (fault_intercept(fn, NULL, &rv))
         return log_call(fn, NULL, rv);
     if (fake_session_index(session, &index))
-        return log_call(fn, NULL, fake_find(index, fn, NULL, 0, objs, found));
+        return log_fake(fn, NULL, fake_find(index, fn, NULL, 0, objs, found));
     if (card_gone(fn, &rv))
         return log_call(fn, NULL, rv);
     if (objs == NULL || found == NULL)
@@ -2659,7 +2672,7 @@ static CK_RV shim_C_FindObjectsFinal(CK_SESSION_HANDLE session)
     if (fault_intercept(fn, NULL, &rv))
         return log_call(fn, NULL, rv);
     if (fake_session_index(session, &index))
-        return log_call(fn, NULL, fake_find(index, fn, NULL, 0, NULL, NULL));
+        return log_fake(fn, NULL, fake_find(index, fn, NULL, 0, NULL, NULL));
     if (card_gone(fn, &rv))
         return log_call(fn, NULL, rv);
     rv = FORWARD(C_FindObjectsFinal, (session));
@@ -2680,7 +2693,7 @@ static CK_RV shim_C_SignInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mech,
     if (fault_intercept(SHIM_FN_C_SignInit, extra, &rv))
         return log_call(SHIM_FN_C_SignInit, extra, rv);
     if (fake_session_index(session, &index))
-        return log_call(SHIM_FN_C_SignInit, extra,
+        return log_fake(SHIM_FN_C_SignInit, extra,
                         fake_session_rv(index, CKR_KEY_HANDLE_INVALID));
     if (card_gone(SHIM_FN_C_SignInit, &rv))
         return log_call(SHIM_FN_C_SignInit, extra, rv);
@@ -2700,6 +2713,24 @@ static CK_RV shim_C_SignInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mech,
         }
     }
     return log_call(SHIM_FN_C_SignInit, extra, rv);
+}
+
+/* A return value injected into C_Sign, C_SignUpdate or C_SignFinal ends
+ * the operation for the caller as a real one would (anything but
+ * CKR_BUFFER_TOO_SMALL, success unless only the length was asked for or
+ * it was an update), so the target's must end too: a caller that starts
+ * over must not meet CKR_OPERATION_ACTIVE. */
+static void injected_sign_end(enum shim_fn fn, CK_SESSION_HANDLE session,
+                              CK_RV rv, bool size_query, CK_BYTE_PTR data,
+                              CK_ULONG data_len)
+{
+    if (rv == CKR_BUFFER_TOO_SMALL || (rv == CKR_OK && size_query) ||
+        (rv == CKR_OK && fn == SHIM_FN_C_SignUpdate))
+        return;
+    target_sign_abort(session, data, data_len, fn == SHIM_FN_C_Sign);
+    pthread_mutex_lock(&shim.lock);
+    op_end(session);
+    pthread_mutex_unlock(&shim.lock);
 }
 
 /* P11SHIM_SIG short, long and zeros, on the *sig_len bytes the target has
@@ -2771,10 +2802,12 @@ static CK_RV shim_C_Sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data,
 {
     CK_RV rv;
     size_t index;
-    if (fault_intercept(SHIM_FN_C_Sign, NULL, &rv))
+    if (fault_intercept(SHIM_FN_C_Sign, NULL, &rv)) {
+        injected_sign_end(SHIM_FN_C_Sign, session, rv, sig == NULL, data, data_len);
         return log_call(SHIM_FN_C_Sign, NULL, rv);
+    }
     if (fake_session_index(session, &index))
-        return log_call(SHIM_FN_C_Sign, NULL,
+        return log_fake(SHIM_FN_C_Sign, NULL,
                         fake_session_rv(index, CKR_OPERATION_NOT_INITIALIZED));
     if (card_gone(SHIM_FN_C_Sign, &rv))
         return log_call(SHIM_FN_C_Sign, NULL, rv);
@@ -2798,10 +2831,12 @@ static CK_RV shim_C_SignUpdate(CK_SESSION_HANDLE session, CK_BYTE_PTR part,
 {
     CK_RV rv;
     size_t index;
-    if (fault_intercept(SHIM_FN_C_SignUpdate, NULL, &rv))
+    if (fault_intercept(SHIM_FN_C_SignUpdate, NULL, &rv)) {
+        injected_sign_end(SHIM_FN_C_SignUpdate, session, rv, false, NULL, 0);
         return log_call(SHIM_FN_C_SignUpdate, NULL, rv);
+    }
     if (fake_session_index(session, &index))
-        return log_call(SHIM_FN_C_SignUpdate, NULL,
+        return log_fake(SHIM_FN_C_SignUpdate, NULL,
                         fake_session_rv(index, CKR_OPERATION_NOT_INITIALIZED));
     if (card_gone(SHIM_FN_C_SignUpdate, &rv))
         return log_call(SHIM_FN_C_SignUpdate, NULL, rv);
@@ -2821,10 +2856,12 @@ static CK_RV shim_C_SignFinal(CK_SESSION_HANDLE session, CK_BYTE_PTR sig,
 {
     CK_RV rv;
     size_t index;
-    if (fault_intercept(SHIM_FN_C_SignFinal, NULL, &rv))
+    if (fault_intercept(SHIM_FN_C_SignFinal, NULL, &rv)) {
+        injected_sign_end(SHIM_FN_C_SignFinal, session, rv, sig == NULL, NULL, 0);
         return log_call(SHIM_FN_C_SignFinal, NULL, rv);
+    }
     if (fake_session_index(session, &index))
-        return log_call(SHIM_FN_C_SignFinal, NULL,
+        return log_fake(SHIM_FN_C_SignFinal, NULL,
                         fake_session_rv(index, CKR_OPERATION_NOT_INITIALIZED));
     if (card_gone(SHIM_FN_C_SignFinal, &rv))
         return log_call(SHIM_FN_C_SignFinal, NULL, rv);

@@ -99,6 +99,12 @@ echo "auth required $PIV_MODULE $conf" > "$PIV_WORK/svc/piv"
 echo "auth required $PIV_MODULE $conf card_only" > "$PIV_WORK/svc/piv_cardonly"
 echo "auth required $PIV_MODULE $conf bogus_key=1" > "$PIV_WORK/svc/piv_badarg"
 echo "auth required $PIV_MODULE $conf map=name:{subject_dn_component.uid}" > "$PIV_WORK/svc/piv_argmap"
+# The stacks of the anchors' CVEs: pam_piv "sufficient" before pam_deny, and
+# Debian's "[success=1 default=ignore]" jump over pam_deny to pam_permit.
+printf 'auth sufficient %s %s\nauth required pam_deny.so\n' "$PIV_MODULE" "$conf" \
+	> "$PIV_WORK/svc/piv_sufficient"
+printf 'auth [success=1 default=ignore] %s %s\nauth requisite pam_deny.so\nauth required pam_permit.so\n' \
+	"$PIV_MODULE" "$conf" > "$PIV_WORK/svc/piv_jump"
 # (pam_permit first: a stack whose only module ignores fails as a whole,
 # so PAM_IGNORE shows as success and a refusal as the refusal)
 printf 'account required pam_permit.so\naccount required %s %s sshd_key_check\n' \

@@ -177,7 +177,7 @@ configure(const struct setup *s)
 struct outcome {
 	int rv;
 	struct conv_log conv;
-	char user_after[256];     /* PAM_USER after authentication */
+	char user_after[300];     /* PAM_USER after authentication */
 	char token_env[256];      /* PKCS11_LOGIN_TOKEN_NAME */
 	double seconds;
 	char *log;                /* what pam_syslog said (pam_wrapper on stderr) */
@@ -2480,6 +2480,165 @@ test_cert_source_ldap(void **state)
 	}
 }
 
+/* ---- the anchors' CVEs and bugs, as regression tests ----------------- */
+
+/* Every way pam_piv fails, in the two stacks that turned the anchors'
+ * errors into logins (pam_pkcs11 CVE-2025-24531: PAM_IGNORE from errors):
+ * "sufficient" before pam_deny, and "[success=1 default=ignore]" jumping
+ * over pam_deny to pam_permit. Neither may let anybody in. */
+static void
+test_cve_2025_24531_error_paths_in_stacks(void **state)
+{
+	static const struct {
+		const char *what, *scenario, *extra, *pin;
+		bool shim;
+		const char *shim_env;
+	} cases[] = {
+		{ "no card", "empty", NULL, PIN, false, NULL },
+		{ "expired", "expired", NULL, PIN, false, NULL },
+		{ "untrusted", "untrusted", NULL, PIN, false, NULL },
+		{ "card authentication key", "cardauth", NULL, PIN, false, NULL },
+		{ "another user's card", "bob", NULL, PIN, false, NULL },
+		{ "wrong PIN", "p256", NULL, "000000", false, NULL },
+		{ "victim's certificate, attacker's key", "mismatch", NULL, PIN, false, NULL },
+		{ "configuration error", "p256", "no_such_key = 1", PIN, false, NULL },
+		{ "unknown revocation", "p256", "revocation = crl\ncrl_fetch = no", PIN, false, NULL },
+		{ "helper crash", "p256", NULL, PIN, true, "P11SHIM_CRASH=C_Sign" },
+		{ "C_Sign fails", "p256", NULL, PIN, true, "P11SHIM_FAIL=C_Sign:CKR_DEVICE_ERROR" },
+		{ "login claimed", "p256", NULL, "000000", true, "P11SHIM_LOGIN_RV=already_logged_in" },
+	};
+	static const char *const stacks[] = { "piv_sufficient", "piv_jump" };
+	struct outcome o;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		configure(&SETUP(.scenario = cases[i].scenario, .extra = cases[i].extra,
+		                 .use_shim = cases[i].shim, .shim_env = cases[i].shim_env));
+		for (size_t k = 0; k < 2; k++) {
+			run(stacks[k], "alice", cases[i].pin, 0, &o);
+			if (o.rv == PAM_SUCCESS || o.rv == PAM_IGNORE) {
+				dump(&o);
+				fail_msg("%s in %s: rv %d", cases[i].what, stacks[k], o.rv);
+			}
+			outcome_free(&o);
+		}
+	}
+	/* and the stacks do let the right card in */
+	configure(&SETUP(.scenario = "p256"));
+	for (size_t k = 0; k < 2; k++) {
+		run(stacks[k], "alice", PIN, 0, &o);
+		assert_int_equal(o.rv, PAM_SUCCESS);
+		outcome_free(&o);
+	}
+}
+
+/* PINs of 0, 1 and 256 bytes and with a NUL byte: a clear failure, and the
+ * card is not asked (SoftHSM2 takes 4 to 255), so no try is spent. */
+static void
+test_pin_lengths(void **state)
+{
+	char long_pin[257], nul_pin[8] = { '1', '2', '\0', '3', '4', '5', '6', '\0' };
+	const char *const pins[] = { "", "1", long_pin, nul_pin };
+	struct outcome o;
+
+	(void)state;
+	char shim_env[4300], shim_log[4200];
+
+	memset(long_pin, '1', 256);
+	long_pin[256] = '\0';
+	snprintf(shim_log, sizeof(shim_log), "%s/shim-pins.log", work);
+	snprintf(shim_env, sizeof(shim_env), "P11SHIM_LOG=%s", shim_log);
+	for (size_t i = 0; i < sizeof(pins) / sizeof(pins[0]); i++) {
+		char *calls;
+		unlink(shim_log);
+		expect(&SETUP(.scenario = "p256", .use_shim = true, .shim_env = shim_env),
+		       "alice", pins[i], PAM_AUTH_ERR, true, "Wrong PIN", &o);
+		must_log(&o, "refused without trying it: the token takes 4 to 255");
+		outcome_free(&o);
+		calls = slurp(shim_log);
+		assert_non_null(strstr(calls, "C_GetTokenInfo")); /* the shim did log */
+		assert_null(strstr(calls, "C_Login"));
+		free(calls);
+	}
+	/* the PIN still works: nothing was counted */
+	expect(&SETUP(.scenario = "p256"), "alice", PIN, PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+}
+
+/* A 256-character account with a 600-character home directory, mapped
+ * by a mapping file (pam_pkcs11 overflowed on long home directories). */
+static void
+test_long_names(void **state)
+{
+	char user[257], conf[8400];
+	struct outcome o;
+
+	(void)state;
+	memset(user, 'l', 256);
+	user[256] = '\0';
+	write_map_from_cert(user, "sha256",
+	                    "openssl x509 -in \"$(dirname $c)/alice-p256.crt\" -noout -fingerprint "
+	                    "-sha256 | sed 's/.*=//'");
+	snprintf(conf, sizeof(conf), "map = file:%s/map.txt", work);
+	expect(&SETUP(.scenario = "p256", .extra = conf), user, PIN, PAM_SUCCESS, true, NULL, &o);
+	must_log(&o, "authentication succeeded: account=llllllll");
+	outcome_free(&o);
+	expect(&SETUP(.scenario = "p256", .extra = conf), NULL, PIN, PAM_SUCCESS, true, NULL, &o);
+	assert_string_equal(o.user_after, user);
+	outcome_free(&o);
+}
+
+/* After a login, the PIN is nowhere in this process's heap: the module
+ * wiped its copies (conversation answer, protocol buffer). (The test's own
+ * copy is the string literal, in read-only data, not in the heap.) */
+static void
+test_pin_not_left_in_memory(void **state)
+{
+	struct outcome o;
+	unsigned long lo, hi;
+	char line[512];
+	FILE *maps;
+	int found = 0;
+
+	(void)state;
+	expect(&SETUP(.scenario = "p256"), "alice", PIN, PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+	maps = fopen("/proc/self/maps", "r");
+	assert_non_null(maps);
+	while (fgets(line, sizeof(line), maps) != NULL) {
+		if (strstr(line, "[heap]") == NULL || sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+			continue;
+		for (const char *p = (const char *)lo; p + 6 <= (const char *)hi; p++)
+			if (p[0] == PIN[0] && memcmp(p, PIN, 6) == 0 && p != PIN)
+				found++;
+	}
+	fclose(maps);
+	assert_int_equal(found, 0);
+}
+
+/* The PIN never reaches a log line, with debug on, whatever happens. */
+static void
+test_pin_never_logged(void **state)
+{
+	static const char *const scenarios[] = { "p256", "rsa2048", "mismatch", "nokey",
+	                                         "alwaysauth" };
+	struct outcome o;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
+		configure(&SETUP(.scenario = scenarios[i]));
+		run("piv", "alice", PIN, 0, &o);
+		if (strstr(o.log, PIN) != NULL) {
+			dump(&o);
+			fail_msg("%s: the PIN is in the log", scenarios[i]);
+		}
+		outcome_free(&o);
+		run("piv", "alice", "987654", 0, &o);
+		assert_null(strstr(o.log, "987654"));
+		outcome_free(&o);
+	}
+}
+
 /* ---- pam-piv-check ---------------------------------------------------- */
 
 /* Run pam-piv-check on current.conf; *out gets stdout, the exit status
@@ -2683,6 +2842,8 @@ main(void)
 		R(test_ocsp_responder_hangs), R(test_ocsp_bad_answers), R(test_concurrent_logins),
 		R(test_check_tool), R(test_check_tool_every_card), R(test_check_tool_revocation),
 		R(test_sshd_key_check),
+		R(test_cve_2025_24531_error_paths_in_stacks), R(test_pin_lengths), R(test_long_names),
+		R(test_pin_not_left_in_memory), R(test_pin_never_logged),
 		cmocka_unit_test_setup_teardown(test_agent_login, revocation_setup, agent_teardown),
 		cmocka_unit_test_setup_teardown(test_agent_revoked, revocation_setup, agent_teardown),
 #undef R
