@@ -12,7 +12,7 @@
 
 #include <p11-kit/uri.h>
 
-#define MAX_SLOTS 64
+#define MAX_SLOTS 1024 /* a module with more slots holding tokens is broken */
 #define MAX_OBJECTS 64
 #define MAX_ATTR_LEN (64 * 1024)
 
@@ -378,7 +378,7 @@ p11_find(struct p11_ctx *ctx, const char *token_uri, const char *cert_uri,
 		goto out;
 	for (size_t mi = 0; ctx->modules[mi] != NULL; mi++) {
 		CK_FUNCTION_LIST *m = ctx->modules[mi];
-		CK_SLOT_ID slots[MAX_SLOTS];
+		CK_SLOT_ID *slots = NULL;
 		CK_ULONG n_slots = 0;
 		CK_INFO info;
 		CK_RV rv;
@@ -409,20 +409,29 @@ p11_find(struct p11_ctx *ctx, const char *token_uri, const char *cert_uri,
 		/* Two-call size query; the list may change between the calls
 		 * (a card inserted), so ask again when it grew. */
 		for (int attempt = 0; attempt < 3; attempt++) {
+			CK_SLOT_ID *grown;
 			rv = m->C_GetSlotList(CK_TRUE, NULL, &n_slots);
 			if (rv != CKR_OK || n_slots == 0 || n_slots > MAX_SLOTS)
 				break;
+			grown = realloc(slots, n_slots * sizeof(*slots));
+			if (grown == NULL) {
+				rv = CKR_HOST_MEMORY;
+				break;
+			}
+			slots = grown;
 			rv = m->C_GetSlotList(CK_TRUE, slots, &n_slots);
 			if (rv != CKR_BUFFER_TOO_SMALL)
 				break;
 		}
 		if (rv != CKR_OK) {
 			log_rv(ctx, LOG_WARNING, "C_GetSlotList", rv);
+			free(slots);
 			continue;
 		}
 		if (n_slots > MAX_SLOTS) {
 			LOG(ctx, LOG_WARNING, "module reports %lu slots with a token, more than %d: "
 			    "skipping it", (unsigned long)n_slots, MAX_SLOTS);
+			free(slots);
 			continue;
 		}
 		for (CK_ULONG si = 0; si < n_slots && *n < max; si++) {
@@ -455,6 +464,7 @@ p11_find(struct p11_ctx *ctx, const char *token_uri, const char *cert_uri,
 			(*tokens_seen)++;
 			scan_token(ctx, m, slots[si], &ti, curi, cands, max, n);
 		}
+		free(slots);
 	}
 	ret = 0;
 out:

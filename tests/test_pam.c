@@ -35,6 +35,7 @@ static const char *softhsm;
 static const char *www;       /* the test HTTP server's document root */
 static const char *http_port; /* its port */
 static const char *check_tool; /* pam-piv-check */
+static int count_helpers(void);
 static const char *keys_tool;  /* pam-piv-authorized-keys */
 
 /* What the conversation saw. */
@@ -1603,6 +1604,106 @@ test_card_errors(void **state)
 	outcome_free(&o);
 }
 
+/* ---- every fault the test module can inject, in one table ------------ */
+
+/* Each row: a fault of tests/p11shim.c (P11SHIM_* lines, @FX@ stands for
+ * the fixtures directory), the user and PIN, the PAM code it must end in,
+ * and whether the PIN may be asked. Every row also asserts: never
+ * PAM_SUCCESS, never PAM_IGNORE, the PAM process alive, an answer within
+ * card_timeout + 1 s (card_timeout is 3 s here), and no helper left. */
+static void
+test_fault_table(void **state)
+{
+	static const struct {
+		const char *fault;
+		const char *user, *pin;
+		int rv;
+		bool prompt;
+	} rows[] = {
+		/* the module will not start or lists nothing */
+		{ "P11SHIM_FAIL=C_Initialize:CKR_GENERAL_ERROR", "alice", PIN, PAM_AUTHINFO_UNAVAIL, false },
+		{ "P11SHIM_FAIL=C_GetSlotList:CKR_DEVICE_ERROR", "alice", PIN, PAM_AUTHINFO_UNAVAIL, false },
+		{ "P11SHIM_FAIL=C_GetTokenInfo:CKR_DEVICE_REMOVED", "alice", PIN, PAM_AUTHINFO_UNAVAIL, false },
+		{ "P11SHIM_FAIL=C_OpenSession:CKR_TOKEN_NOT_PRESENT", "alice", PIN, PAM_AUTHINFO_UNAVAIL, false },
+		{ "P11SHIM_FAIL=C_FindObjectsInit:CKR_DEVICE_ERROR", "alice", PIN, PAM_AUTHINFO_UNAVAIL, false },
+		{ "P11SHIM_FAIL=C_FindObjects:CKR_DEVICE_REMOVED", "alice", PIN, PAM_AUTHINFO_UNAVAIL, false },
+		{ "P11SHIM_FAIL=C_GetAttributeValue:CKR_DEVICE_ERROR", "alice", PIN, PAM_AUTHINFO_UNAVAIL, false },
+		/* lengths that lie */
+		{ "P11SHIM_ATTR_LEN=huge", "alice", PIN, PAM_AUTHINFO_UNAVAIL, false },
+		{ "P11SHIM_ATTR_LEN=unavailable", "alice", PIN, PAM_AUTHINFO_UNAVAIL, false },
+		{ "P11SHIM_ATTR_LEN=zero", "alice", PIN, PAM_AUTHINFO_UNAVAIL, false },
+		{ "P11SHIM_ATTR_LEN=grow", "alice", PIN, PAM_AUTHINFO_UNAVAIL, false },
+		{ "P11SHIM_ATTR_LEN=shrink", "alice", PIN, PAM_AUTHINFO_UNAVAIL, false },
+		{ "P11SHIM_ATTR_LEN=underfill", "alice", PIN, PAM_AUTH_ERR, false },
+		/* certificates that lie */
+		{ "P11SHIM_CERT=truncated", "alice", PIN, PAM_AUTH_ERR, false },
+		{ "P11SHIM_CERT=garbage", "alice", PIN, PAM_AUTH_ERR, false },
+		{ "P11SHIM_CERT=other:@FX@/pki/bob-p256.der", "alice", PIN, PAM_AUTH_ERR, false },
+		{ "P11SHIM_CERT=other:@FX@/pki/bob-p256.der", "bob", PIN, PAM_AUTH_ERR, true },
+		/* the PIN and the login */
+		{ "P11SHIM_FAIL=C_Login:CKR_PIN_INCORRECT", "alice", PIN, PAM_AUTH_ERR, true },
+		{ "P11SHIM_FAIL=C_Login:CKR_DEVICE_REMOVED", "alice", PIN, PAM_AUTH_ERR, true },
+		{ "P11SHIM_FAIL=C_Login:CKR_OK", "alice", "000000", PAM_AUTH_ERR, true },
+		{ "P11SHIM_LOGIN_RV=already_logged_in", "alice", "000000", PAM_AUTH_ERR, true },
+		{ "P11SHIM_REMOVED_AFTER=C_Login", "alice", PIN, PAM_AUTH_ERR, true },
+		{ "P11SHIM_REMOVED_AFTER=C_SignInit", "alice", PIN, PAM_AUTH_ERR, true },
+		/* signatures that lie (pam_pkcs11 CVE-2025-24032, pam_p11 CVE-2019-16058) */
+		{ "P11SHIM_FAIL=C_SignInit:CKR_KEY_FUNCTION_NOT_PERMITTED", "alice", PIN, PAM_AUTH_ERR, true },
+		{ "P11SHIM_FAIL=C_Sign:CKR_OK", "alice", PIN, PAM_AUTH_ERR, true },
+		{ "P11SHIM_FAIL=C_Sign:CKR_DEVICE_REMOVED", "alice", PIN, PAM_AUTH_ERR, true },
+		{ "P11SHIM_SIG=short", "alice", PIN, PAM_AUTH_ERR, true },
+		{ "P11SHIM_SIG=long", "alice", PIN, PAM_AUTH_ERR, true },
+		{ "P11SHIM_SIG=zeros", "alice", PIN, PAM_AUTH_ERR, true },
+		{ "P11SHIM_SIG=other", "alice", PIN, PAM_AUTH_ERR, true },
+		/* hangs and crashes */
+		{ "P11SHIM_HANG=C_GetSlotList", "alice", PIN, PAM_AUTH_ERR, false },
+		{ "P11SHIM_HANG=C_GetAttributeValue", "alice", PIN, PAM_AUTH_ERR, false },
+		{ "P11SHIM_HANG=C_Login", "alice", PIN, PAM_AUTH_ERR, true },
+		{ "P11SHIM_HANG=C_Sign", "alice", PIN, PAM_AUTH_ERR, true },
+		{ "P11SHIM_CRASH=C_FindObjects", "alice", PIN, PAM_AUTH_ERR, false },
+		{ "P11SHIM_CRASH=C_Sign", "alice", PIN, PAM_AUTH_ERR, true },
+		/* many slots, many objects: the real card still counts */
+		{ "P11SHIM_SLOTS=64\nP11SHIM_FAIL=C_Sign:CKR_FUNCTION_FAILED", "alice", PIN, PAM_AUTH_ERR, true },
+		{ "P11SHIM_OBJECTS=500\nP11SHIM_FAIL=C_Sign:CKR_FUNCTION_FAILED", "alice", PIN, PAM_AUTH_ERR, true },
+		{ "P11SHIM_SLOTS=64", "alice", "000000", PAM_AUTH_ERR, true },
+	};
+	struct outcome o;
+	int helpers_before = count_helpers();
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char fault[4400];
+		const char *at = strstr(rows[i].fault, "@FX@");
+		if (at != NULL)
+			snprintf(fault, sizeof(fault), "%.*s%s%s", (int)(at - rows[i].fault), rows[i].fault,
+			         fx, at + 4);
+		else
+			snprintf(fault, sizeof(fault), "%s", rows[i].fault);
+		configure(&SETUP(.scenario = "p256", .use_shim = true, .shim_env = fault,
+		                 .extra = "card_timeout = 3"));
+		run("piv", rows[i].user, rows[i].pin, 0, &o);
+		if (o.rv != rows[i].rv || o.rv == PAM_SUCCESS || o.rv == PAM_IGNORE ||
+		    (!rows[i].prompt && o.conv.prompts > 0) || o.seconds > 3.0 + 1.0) {
+			dump(&o);
+			fail_msg("fault '%s' (user %s): rv %d (want %d), %d prompts (allowed: %s), %.2f s",
+			         fault, rows[i].user, o.rv, rows[i].rv, o.conv.prompts,
+			         rows[i].prompt ? "yes" : "no", o.seconds);
+		}
+		outcome_free(&o);
+		assert_int_equal(count_helpers(), helpers_before);
+	}
+	/* and the same module without faults logs in: the rows fail because
+	 * of their fault */
+	configure(&SETUP(.scenario = "p256", .use_shim = true, .shim_env = "P11SHIM_SLOTS=64\n"
+	                 "P11SHIM_OBJECTS=500", .extra = "card_timeout = 3"));
+	run("piv", "alice", PIN, 0, &o);
+	if (o.rv != PAM_SUCCESS) {
+		dump(&o);
+		fail_msg("64 extra slots and 500 extra objects: rv %d", o.rv);
+	}
+	outcome_free(&o);
+}
+
 /* ---- revocation with CRLs served by tests/httpd on 127.0.0.1 ------- */
 
 
@@ -2831,7 +2932,7 @@ main(void)
 		T(test_config_errors), T(test_config_file_safety), T(test_module_arguments),
 		T(test_silent), T(test_setcred),
 		T(test_hang_slotlist), T(test_hang_initialize), T(test_hang_login), T(test_hang_sign),
-		T(test_helper_process), T(test_module_crash), T(test_card_errors),
+		T(test_helper_process), T(test_module_crash), T(test_card_errors), T(test_fault_table),
 #undef T
 #define R(f) cmocka_unit_test_setup(f, revocation_setup)
 		R(test_crl_fetched_and_cached), R(test_crl_revoked), R(test_crl_intermediate_revoked),
