@@ -177,11 +177,13 @@ get_attr(struct p11_ctx *ctx, CK_FUNCTION_LIST *m, CK_SESSION_HANDLE s, CK_OBJEC
 		return -1;
 	}
 	want = attr.ulValueLen;
-	attr.pValue = malloc(want);
+	attr.pValue = calloc(1, want);
 	if (attr.pValue == NULL)
 		return -1;
 	rv = m->C_GetAttributeValue(s, o, &attr, 1);
-	if (rv != CKR_OK || attr.ulValueLen == 0 || attr.ulValueLen > want) {
+	/* PKCS#11: the size query gives the exact length; a value that
+	 * changed between the two calls is not the value we asked about */
+	if (rv != CKR_OK || attr.ulValueLen != want) {
 		if (rv != CKR_OK)
 			log_rv(ctx, LOG_WARNING, "C_GetAttributeValue", rv);
 		else
@@ -585,7 +587,7 @@ find_key(struct p11_ctx *ctx, const struct p11_cand *cand, CK_SESSION_HANDLE s, 
 	CK_OBJECT_HANDLE found[2];
 	CK_ULONG n = 0;
 
-	*count = 0;
+	*count = -1; /* the search itself failed (a card pulled, say) */
 	if (find_objects(ctx, cand->module, s, tmpl, 2, found, 2, &n) != 0)
 		return CK_INVALID_HANDLE;
 	*count = (int)n;
@@ -677,8 +679,9 @@ p11_sign(struct p11_ctx *ctx, const struct p11_cand *cand, const char *pin,
 	key = find_key(ctx, cand, s, &key_count);
 	if (key == CK_INVALID_HANDLE) {
 		out->status = key_count == 0 ? PIV_H_NO_KEY : PIV_H_ERROR;
-		snprintf(out->message, sizeof(out->message), key_count == 0
-		         ? "no private key with the certificate's CKA_ID"
+		snprintf(out->message, sizeof(out->message), "%s",
+		         key_count == 0 ? "no private key with the certificate's CKA_ID"
+		         : key_count < 0 ? "cannot search the card for the private key"
 		         : "more than one private key with the certificate's CKA_ID");
 		goto out;
 	}
@@ -697,7 +700,7 @@ p11_sign(struct p11_ctx *ctx, const struct p11_cand *cand, const char *pin,
 		CK_RSA_PKCS_PSS_PARAMS pss = { CKM_SHA256, CKG_MGF1_SHA256, 32 };
 		CK_MECHANISM mech = { tries[i].type, NULL, 0 };
 		const uint8_t *data;
-		CK_ULONG data_len, sig_len = 0;
+		CK_ULONG data_len, sig_len = 0, buf_len;
 
 		if (!mech_listed(mechs, n_mechs, tries[i].type))
 			continue;
@@ -747,11 +750,13 @@ p11_sign(struct p11_ctx *ctx, const struct p11_cand *cand, const char *pin,
 			snprintf(out->message, sizeof(out->message), "C_Sign reported a bad length");
 			goto out;
 		}
-		out->sig = malloc(sig_len);
+		out->sig = calloc(1, sig_len);
 		if (out->sig == NULL)
 			goto out;
+		buf_len = sig_len;
 		rv = m->C_Sign(s, (CK_BYTE_PTR)data, data_len, out->sig, &sig_len);
-		if (rv != CKR_OK || sig_len == 0 || sig_len > PIV_MAX_SIG_LEN) {
+		/* never more than the buffer the size query asked for */
+		if (rv != CKR_OK || sig_len == 0 || sig_len > buf_len) {
 			if (rv != CKR_OK)
 				log_rv(ctx, LOG_ERR, "C_Sign", rv);
 			snprintf(out->message, sizeof(out->message), "C_Sign failed");

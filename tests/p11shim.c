@@ -1377,6 +1377,20 @@ static void fill_garbage(CK_BYTE_PTR out, CK_ULONG len, uint64_t seed)
     }
 }
 
+/* Scratch copies of card data are wiped before they are freed: glibc hands
+ * a freed block straight back to the caller's next malloc, and a stale
+ * copy of the real certificate there would turn "underfill" into a
+ * complete, valid read.  Called through a volatile pointer so the compiler
+ * cannot drop the wipe as a dead store. */
+static void *(*const volatile wipe_memory)(void *, int, size_t) = memset;
+
+static void free_wiped(void *p, size_t len)
+{
+    if (p != NULL)
+        wipe_memory(p, 0, len);
+    free(p);
+}
+
 /* Token and slot strings are space-padded, not NUL-terminated. */
 static void pad_text(CK_UTF8CHAR *dst, size_t size, const char *text)
 {
@@ -1971,7 +1985,7 @@ static CK_RV fetch_value(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE obj,
     if (rv == CKR_OK && attr.ulValueLen > len)
         rv = CKR_GENERAL_ERROR;
     if (rv != CKR_OK) {
-        free(attr.pValue);
+        free_wiped(attr.pValue, len);
         return rv;
     }
     *out = attr.pValue;
@@ -2003,7 +2017,7 @@ static CK_RV get_attributes_cert(CK_SESSION_HANDLE session,
     case CERT_GARBAGE:
         garbage = malloc(real_len > 0 ? real_len : 1);
         if (garbage == NULL) {
-            free(real);
+            free_wiped(real, real_len);
             return CKR_HOST_MEMORY;
         }
         fill_garbage(garbage, real_len, SHIM_SEED_CERT);
@@ -2019,8 +2033,8 @@ static CK_RV get_attributes_cert(CK_SESSION_HANDLE session,
     }
     CK_RV rv = get_attributes_split(session, obj, tmpl, count, CKA_VALUE,
                                     answer_cert, &v);
-    free(garbage);
-    free(real);
+    free_wiped(garbage, real_len);
+    free_wiped(real, real_len);
     return rv;
 }
 
@@ -2752,6 +2766,8 @@ static void sig_tamper(enum shim_fn fn, CK_BYTE_PTR sig, CK_ULONG buf_len,
         log_lie(fn, "signature of %lu bytes said to have %lu", real, *sig_len);
         break;
     case SIG_LONG:
+        if (real == ULONG_MAX)
+            break;
         if (real < buf_len)
             sig[real] = 0;
         *sig_len = real + 1;
@@ -2789,7 +2805,7 @@ static CK_RV sign_other(CK_SESSION_HANDLE session, CK_BYTE_PTR data,
     }
     CK_RV rv = FORWARD(C_Sign, (session, other, other_len, sig, sig_len));
     if (other != &one_byte)
-        free(other);
+        free_wiped(other, other_len);
     if (rv == CKR_OK && sig != NULL)
         log_lie(SHIM_FN_C_Sign, "signed %lu other bytes instead of %lu",
                 other_len, data_len);

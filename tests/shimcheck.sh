@@ -37,7 +37,8 @@ mkcert() {
 		>/dev/null 2>&1 &&
 		openssl x509 -in "$1.pem" -outform DER -out "$1.der"
 }
-mkcert card && mkcert other || die "cannot make certificates"
+mkcert card || die "cannot make a certificate"
+mkcert other || die "cannot make a certificate"
 sh "$here/mktoken.sh" tok shimcheck --cert card.der --key card.key ||
 	die "cannot make the token"
 SOFTHSM2_CONF=$TMP/tok/softhsm2.conf
