@@ -121,6 +121,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -2103,7 +2104,32 @@ static void log_process(void)
 
     if (shim.cfg.log_path[0] == '\0')
         return;
-    n += (size_t)snprintf(line, sizeof line, "process uid=%u euid=%u dumpable=%d environ=",
+    /* whether the PIN (P11SHIM_PIN's, the tests' PIN) is anywhere in this
+     * process's environment or command line, and the core size limit */
+    int pin_in_environ = 0, pin_in_argv = 0;
+    struct rlimit core = { 0, 0 };
+    const char *pin = shim.cfg.pin[0] ? shim.cfg.pin : SHIM_DEFAULT_PIN;
+    for (char **e = environ; e != NULL && *e != NULL; e++)
+        pin_in_environ |= strstr(*e, pin) != NULL;
+    {
+        char cmdline[4096];
+        ssize_t len = 0;
+        int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            len = read(fd, cmdline, sizeof cmdline - 1);
+            close(fd);
+        }
+        for (ssize_t i = 0; i < len; i++)
+            if (cmdline[i] == '\0')
+                cmdline[i] = ' ';
+        cmdline[len > 0 ? len : 0] = '\0';
+        pin_in_argv = strstr(cmdline, pin) != NULL;
+    }
+    getrlimit(RLIMIT_CORE, &core);
+    n += (size_t)snprintf(line, sizeof line, "process pin_in_environ=%d pin_in_argv=%d "
+                          "rlimit_core=%llu\n", pin_in_environ, pin_in_argv,
+                          (unsigned long long)core.rlim_cur);
+    n += (size_t)snprintf(line + n, sizeof line - n, "process uid=%u euid=%u dumpable=%d environ=",
                           (unsigned)getuid(), (unsigned)geteuid(),
                           prctl(PR_GET_DUMPABLE, 0, 0, 0, 0));
     for (char **e = environ; e != NULL && *e != NULL && n < sizeof line - 2; e++) {

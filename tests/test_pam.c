@@ -36,6 +36,7 @@ static const char *www;       /* the test HTTP server's document root */
 static const char *http_port; /* its port */
 static const char *check_tool; /* pam-piv-check */
 static int count_helpers(void);
+static int count_fds(void);
 static const char *keys_tool;  /* pam-piv-authorized-keys */
 
 /* What the conversation saw. */
@@ -1563,6 +1564,13 @@ test_helper_process(void **state)
 		free(log);
 		fail_msg("the helper process is not as it should be");
 	}
+	/* No PIN in the helper's environment or argv, and no core dumps
+	 * (non-dumpable above, core size limit 0 here). */
+	if (strstr(log, "process pin_in_environ=0 pin_in_argv=0 rlimit_core=0") == NULL) {
+		fprintf(stderr, "%s", log);
+		free(log);
+		fail_msg("the PIN reached the helper's environment or argv, or cores are allowed");
+	}
 	/* The module logged in exactly once and logged out. */
 	assert_non_null(strstr(log, "C_Login user=1 rv=0x0"));
 	assert_non_null(strstr(log, "C_Logout rv=0x0"));
@@ -2743,6 +2751,50 @@ test_pin_never_logged(void **state)
 	}
 }
 
+/* ---- the soak: many mixed logins in one process ------------------------ */
+
+/* 200 logins of every kind, each with its own PAM handle, in this one
+ * process: no descriptor may be left behind. pam-tests.sh runs this case
+ * once more under valgrind (--leak-check=full --error-exitcode=1), which
+ * catches leaks and invalid accesses in the module. */
+static void
+test_soak(void **state)
+{
+	static const struct {
+		const char *scenario, *user, *pin, *extra;
+		int rv;
+	} kinds[] = {
+		{ "p256", "alice", PIN, NULL, PAM_SUCCESS },
+		{ "p256", "alice", "000000", NULL, PAM_AUTH_ERR },
+		{ "rsa2048", NULL, PIN, NULL, PAM_SUCCESS },
+		{ "expired", "alice", PIN, NULL, PAM_AUTH_ERR },
+		{ "empty", "alice", PIN, NULL, PAM_AUTHINFO_UNAVAIL },
+		{ "bob", "alice", PIN, NULL, PAM_AUTH_ERR },
+		{ "p384", "alice", PIN, "map = name:{subject_principal.short_name}", PAM_SUCCESS },
+		{ "p256", "alice", PIN, "no_such_key = 1", PAM_SERVICE_ERR },
+	};
+	const char *n_env = getenv("PIV_SOAK_LOGINS");
+	int n = n_env ? atoi(n_env) : 200, fds = -1;
+	struct outcome o;
+
+	(void)state;
+	for (int i = 0; i < n; i++) {
+		size_t k = (size_t)i % (sizeof(kinds) / sizeof(kinds[0]));
+		configure(&SETUP(.scenario = kinds[k].scenario, .extra = kinds[k].extra));
+		run("piv", kinds[k].user, kinds[k].pin, 0, &o);
+		if (o.rv != kinds[k].rv) {
+			dump(&o);
+			fail_msg("login %d (%s): rv %d, want %d", i, kinds[k].scenario, o.rv, kinds[k].rv);
+		}
+		outcome_free(&o);
+		/* after a warm-up round, the count of descriptors never moves */
+		if (i == (int)(sizeof(kinds) / sizeof(kinds[0])))
+			fds = count_fds();
+		else if (fds >= 0 && k == 0)
+			assert_int_equal(count_fds(), fds);
+	}
+}
+
 /* ---- pam-piv-check ---------------------------------------------------- */
 
 /* Run pam-piv-check on current.conf; *out gets stdout, the exit status
@@ -2947,7 +2999,7 @@ main(void)
 		R(test_check_tool), R(test_check_tool_every_card), R(test_check_tool_revocation),
 		R(test_sshd_key_check),
 		R(test_cve_2025_24531_error_paths_in_stacks), R(test_pin_lengths), R(test_long_names),
-		R(test_pin_not_left_in_memory), R(test_pin_never_logged),
+		R(test_pin_not_left_in_memory), R(test_pin_never_logged), R(test_soak),
 		cmocka_unit_test_setup_teardown(test_agent_login, revocation_setup, agent_teardown),
 		cmocka_unit_test_setup_teardown(test_agent_revoked, revocation_setup, agent_teardown),
 #undef R
