@@ -2108,7 +2108,7 @@ static void log_process(void)
      * process's environment or command line, and the core size limit */
     int pin_in_environ = 0, pin_in_argv = 0;
     struct rlimit core = { 0, 0 };
-    const char *pin = shim.cfg.pin[0] ? shim.cfg.pin : SHIM_DEFAULT_PIN;
+    const char *pin = shim.cfg.pin[0] ? (const char *)shim.cfg.pin : SHIM_DEFAULT_PIN;
     for (char **e = environ; e != NULL && *e != NULL; e++)
         pin_in_environ |= strstr(*e, pin) != NULL;
     {

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -2119,6 +2120,30 @@ concurrent_child(const char *service)
 	struct outcome o;
 	int before, after;
 
+	/* pam_wrapper gives each process its own copy of the service files in
+	 * /tmp/pam.X, chosen with lstat and then mkdir: two processes starting
+	 * together can pick the same directory, and the one that ends first
+	 * leaves it to be removed as stale under the other, whose pam_start
+	 * then finds no stack (a failure with no word from the module, seen
+	 * once in CI). So the first pam_start of each child, which makes that
+	 * choice, happens under a lock; the logins themselves run at once. */
+	{
+		char lock_path[4200];
+		struct conv_log cl;
+		struct pam_conv conv = { conv_fn, &cl };
+		pam_handle_t *ph = NULL;
+		int lk;
+
+		memset(&cl, 0, sizeof(cl));
+		snprintf(lock_path, sizeof(lock_path), "%s/pam_wrapper.lock", work);
+		lk = open(lock_path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+		if (lk < 0 || flock(lk, LOCK_EX) != 0)
+			_exit(2);
+		if (pam_start(service, "alice", &conv, &ph) == PAM_SUCCESS)
+			pam_end(ph, PAM_SUCCESS);
+		flock(lk, LOCK_UN);
+		close(lk);
+	}
 	before = count_fds();
 	run(service, "alice", PIN, 0, &o);
 	after = count_fds();
