@@ -130,18 +130,6 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0:detect_leaks=1:l
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:print_stacktrace=1:log_path=$PIV_WORK/ubsan"
 rc=0
 LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" "$top_builddir/tests/test_pam" || rc=$?
-# The soak once more under valgrind: 200 mixed logins in this one process,
-# no leak, no invalid access (not in a sanitizer build: the two do not mix;
-# PIV_VALGRIND=0 leaves it out, as CI's distcheck does: about 2 minutes).
-if { [ -z "${PIV_TEST_FILTER:-}" ] || [ "${PIV_TEST_FILTER:-}" = test_soak ]; } &&
-	[ "${PIV_VALGRIND:-1}" != 0 ] && command -v valgrind >/dev/null 2>&1 &&
-	! ldd "$PIV_MODULE" | grep -q 'libasan\.so'; then
-	echo "==== test_soak under valgrind"
-	PIV_TEST_FILTER=test_soak LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" \
-		timeout 900 valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite \
-		--error-exitcode=1 --num-callers=30 --log-file="$PIV_WORK/valgrind.log" \
-		"$top_builddir/tests/test_pam" || { rc=1; cat "$PIV_WORK/valgrind.log"; }
-fi
 # The real programs, with the samples of pam.d/ (not under the wrappers).
 export PIV_MODULE PIV_HELPER SOFTHSM2_MODULE PIV_FX PIV_HTTP_PORT top_srcdir top_builddir \
 	PIV_CHECK_TOOL PIV_KEYS_TOOL
@@ -151,6 +139,19 @@ if [ -z "${PIV_TEST_FILTER:-}" ] || [ "${PIV_TEST_FILTER:-}" = real ]; then
 		echo "==== tests/$t"
 		timeout 300 sh "$top_srcdir/tests/$t" || rc=1
 	done
+fi
+# The soak once more under valgrind, last (it needs none of the servers):
+# 200 mixed logins in this one process, no leak, no invalid access (not in
+# a sanitizer build: the two do not mix; PIV_VALGRIND=0 leaves it out, as
+# CI's distcheck does: about 2 minutes).
+if { [ -z "${PIV_TEST_FILTER:-}" ] || [ "${PIV_TEST_FILTER:-}" = test_soak ]; } &&
+	[ "${PIV_VALGRIND:-1}" != 0 ] && command -v valgrind >/dev/null 2>&1 &&
+	! ldd "$PIV_MODULE" | grep -q 'libasan\.so'; then
+	echo "==== test_soak under valgrind"
+	PIV_TEST_FILTER=test_soak LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" \
+		timeout 900 valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite \
+		--error-exitcode=1 --num-callers=30 --log-file="$PIV_WORK/valgrind.log" \
+		"$top_builddir/tests/test_pam" || { rc=1; cat "$PIV_WORK/valgrind.log"; }
 fi
 for report in "$PIV_WORK"/asan.* "$PIV_WORK"/ubsan.*; do
 	[ -f "$report" ] || continue

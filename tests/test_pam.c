@@ -2819,6 +2819,7 @@ test_soak(void **state)
 	struct outcome o;
 
 	(void)state;
+	alarm(900); /* under valgrind 200 logins take minutes */
 	for (int i = 0; i < n; i++) {
 		size_t k = (size_t)i % (sizeof(kinds) / sizeof(kinds[0]));
 		configure(&SETUP(.scenario = kinds[k].scenario, .extra = kinds[k].extra));
