@@ -1697,7 +1697,7 @@ test_fault_table(void **state)
 		run("piv", rows[i].user, rows[i].pin, 0, &o);
 		if (o.rv != rows[i].rv || o.rv == PAM_SUCCESS || o.rv == PAM_IGNORE ||
 		    (!rows[i].prompt && o.conv.prompts > 0) || o.seconds > 3.0 + 1.0 ||
-		    count_helpers_settled(helpers_before) != helpers_before) {
+		    count_helpers_settled(helpers_before) > helpers_before) {
 			/* every row is reported, then the test fails */
 			dump(&o);
 			print_error("fault '%s' (user %s): rv %d (want %d), %d prompts (allowed: %s), "
@@ -2266,7 +2266,8 @@ test_concurrent_logins(void **state)
 	shell("kill $(cat '%s/ocsp-8891.pid') 2>/dev/null || true", work);
 	assert_int_equal(failures, 0);
 	/* nothing left behind: no helper, no descriptor */
-	assert_int_equal(count_helpers_settled(helpers_before), helpers_before);
+	/* no more helpers than before (one of an earlier test may have ended) */
+	assert_true(count_helpers_settled(helpers_before) <= helpers_before);
 	assert_int_equal(count_fds(), fds_before);
 	/* every file in the cache is whole: each index opens, each OCSP
 	 * answer parses (pam-piv-check would say otherwise) */
