@@ -109,6 +109,9 @@ struct loader {
 	bool revocation_set;
 };
 
+static int fail(struct loader *ld, const struct item *it, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 static int
 fail(struct loader *ld, const struct item *it, const char *fmt, ...)
 {
@@ -356,6 +359,128 @@ check_ldap_settings(struct loader *ld, const char *where)
 	return 0;
 }
 
+/* glibc's regcomp, which libsss_certmap uses for the regular expressions of
+ * a match rule, builds its tree by copying: x+ becomes x x*, x{m,n} becomes
+ * max(m,n) copies of x, and a repetition of a group copies the group with
+ * everything in it. Nested repetitions multiply, so a short rule can ask for
+ * gigabytes ("O++++…" with 25 of them did, found by fuzz_conf). Estimate the
+ * tree that way and refuse a rule above PIV_MATCH_MAX_NODES; a repetition
+ * stacked on a repetition means nothing and is refused outright. */
+#define PIV_MATCH_MAX_NODES 4096
+#define PIV_MATCH_MAX_DEPTH 32
+
+static size_t
+sat_add(size_t a, size_t b)
+{
+	return a + b > PIV_MATCH_MAX_NODES ? PIV_MATCH_MAX_NODES + 1 : a + b;
+}
+
+static size_t
+sat_mul(size_t a, size_t b)
+{
+	return b != 0 && a > (PIV_MATCH_MAX_NODES + 1) / b ? PIV_MATCH_MAX_NODES + 1 : a * b;
+}
+
+/* The copies a repetition at p makes of what it follows (0: not a repetition),
+ * and where it ends in *end. */
+static size_t
+repetition_factor(const char *p, const char **end)
+{
+	unsigned long m = 0, n = 0;
+	char *q;
+
+	*end = p + 1;
+	if (*p == '*' || *p == '?')
+		return 1;
+	if (*p == '+')
+		return 2;
+	if (*p != '{')
+		return 0;
+	if (isdigit((unsigned char)p[1]))
+		m = strtoul(p + 1, &q, 10);
+	else
+		q = (char *)p + 1;
+	if (*q == ',') {
+		if (isdigit((unsigned char)q[1]))
+			n = strtoul(q + 1, &q, 10);
+		else
+			q++;
+	}
+	if (*q != '}')
+		return 0; /* not an interval: a literal brace */
+	*end = q + 1;
+	return (m > n ? m : n) > PIV_MATCH_MAX_NODES ? PIV_MATCH_MAX_NODES + 1
+	                                             : (size_t)(m > n ? m : n) + 1;
+}
+
+static const char *
+match_rule_too_costly(const char *match)
+{
+	struct { size_t done, last; } st[PIV_MATCH_MAX_DEPTH + 1] = { { 0, 0 } };
+	size_t depth = 0, f;
+	bool after_repeat = false;
+	const char *end;
+
+	for (const char *p = match; *p != '\0'; p = end) {
+		end = p + 1;
+		if ((f = repetition_factor(p, &end)) != 0) {
+			if (after_repeat)
+				return "a repetition of a repetition (such as '++' or '*{2}')";
+			st[depth].last = sat_mul(st[depth].last, f);
+			after_repeat = true;
+			continue;
+		}
+		after_repeat = false;
+		if (*p == '(') {
+			if (depth == PIV_MATCH_MAX_DEPTH)
+				return "groups nested too deep";
+			st[++depth].done = 0;
+			st[depth].last = 0;
+			continue;
+		}
+		if (*p == ')' && depth > 0) {
+			size_t group = sat_add(sat_add(st[depth].done, st[depth].last), 1);
+			depth--;
+			st[depth].done = sat_add(st[depth].done, st[depth].last);
+			st[depth].last = group;
+			continue;
+		}
+		st[depth].done = sat_add(st[depth].done, st[depth].last);
+		st[depth].last = *p == '|' ? 0 : 1;
+		if (*p == '\\' && p[1] != '\0') {
+			end = p + 2;
+		} else if (*p == '[') {
+			/* a bracket expression is one node: skip to its ']' */
+			const char *q = p + 1;
+			if (*q == '^')
+				q++;
+			if (*q == ']')
+				q++;
+			while (*q != '\0' && *q != ']') {
+				if (*q == '[' && (q[1] == ':' || q[1] == '.' || q[1] == '=')) {
+					const char *close = strchr(q + 2, q[1]);
+					while (close != NULL && close[1] != ']')
+						close = strchr(close + 1, q[1]);
+					q = close != NULL ? close + 2 : q + 1;
+				} else {
+					q++;
+				}
+			}
+			end = *q == ']' ? q + 1 : q;
+		}
+	}
+	while (depth > 0) { /* unbalanced: regcomp refuses it, count it anyway */
+		size_t group = sat_add(st[depth].done, st[depth].last);
+		depth--;
+		st[depth].done = sat_add(sat_add(st[depth].done, st[depth].last), group);
+		st[depth].last = 0;
+	}
+	if (sat_add(st[0].done, st[0].last) > PIV_MATCH_MAX_NODES)
+		return "its regular expressions would take too much memory to compile "
+		       "(nested or large repetitions)";
+	return NULL;
+}
+
 /* Ask libsss_certmap whether it accepts the rule, so a typo is reported at
  * configuration time with file and line, not at the first login. */
 static int
@@ -363,7 +488,13 @@ check_rule(struct loader *ld, const struct item *it, const char *match, const ch
 {
 	struct sss_certmap_ctx *ctx = NULL;
 	char *map_rule = NULL;
+	const char *costly;
 	int rv;
+
+	if (match != NULL && (costly = match_rule_too_costly(match)) != NULL) {
+		struct item mit = { "match", match, ld->pending_origin, ld->pending_line };
+		return fail(ld, &mit, "the match rule is refused: %s", costly);
+	}
 
 	if (strncmp(map, "name:", 5) == 0) {
 		if (map[5] == '\0')
@@ -673,8 +804,13 @@ parse_text(struct loader *ld, const char *name, char *text, int argc, const char
 			return fail(ld, &it, "expected 'key = value'");
 		if (strcmp(key, "config") == 0)
 			return fail(ld, &it, "'config' is only a module argument");
+		for (const char *p = key; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+				it.key = "?"; /* not echoed: it would reach the log as is */
+				return fail(ld, &it, "control character in key");
+			}
 		for (const char *p = value; *p; p++)
-			if ((unsigned char)*p < 0x20 && *p != '\t')
+			if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
 				return fail(ld, &it, "control character in value");
 		if (skip_file_key(argc, argv, key))
 			continue;
@@ -693,6 +829,11 @@ apply_args(struct loader *ld, int argc, const char **argv)
 		size_t klen = eq ? (size_t)(eq - argv[i]) : strlen(argv[i]);
 		struct item it = { argv[i], "", NULL, 0 };
 
+		for (const char *p = argv[i]; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+				it.key = "?"; /* not echoed: it would reach the log as is */
+				return fail(ld, &it, "control character in module argument %d", i + 1);
+			}
 		if (klen == 0 || klen >= sizeof(key))
 			return fail(ld, &it, "unknown module argument");
 		memcpy(key, argv[i], klen);

@@ -20,13 +20,18 @@
 
 static const char *const fascn_oid = "2.16.840.1.101.3.6.6";
 
+/* All of in, or "" when it does not fit: a value cut short would match
+ * every certificate whose value begins the same way. */
 static void
 lower_hex(const unsigned char *in, size_t len, char *out, size_t out_size)
 {
 	static const char digits[] = "0123456789abcdef";
 	size_t o = 0;
 
-	for (size_t i = 0; i < len && o + 2 < out_size; i++) {
+	out[0] = '\0';
+	if (2 * len + 1 > out_size)
+		return;
+	for (size_t i = 0; i < len; i++) {
 		out[o++] = digits[in[i] >> 4];
 		out[o++] = digits[in[i] & 15];
 	}
@@ -51,6 +56,20 @@ dn_text(const X509_NAME *name, char *out, size_t out_size)
 		out[len] = '\0';
 	}
 	BIO_free(bio);
+}
+
+/* 8-4-4-4-12 hex digits: what a uuid= matcher can name. */
+static bool
+uuid_syntax(const char *s, size_t len)
+{
+	if (len != 36)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+		if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+			return false;
+	}
+	return true;
 }
 
 int
@@ -94,7 +113,8 @@ piv_cert_facts(X509 *cert, struct piv_cert_facts *f)
 		} else if (gn->type == GEN_URI && f->uuid[0] == '\0') {
 			const char *uri = (const char *)ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier);
 			int len = ASN1_STRING_length(gn->d.uniformResourceIdentifier);
-			if (len == 45 && strncasecmp(uri, "urn:uuid:", 9) == 0) {
+			/* Anything else (a NUL inside, not hex) is no card UUID. */
+			if (len == 45 && strncasecmp(uri, "urn:uuid:", 9) == 0 && uuid_syntax(uri + 9, 36)) {
 				for (int k = 0; k < 36; k++)
 					f->uuid[k] = (char)tolower((unsigned char)uri[9 + k]);
 				f->uuid[36] = '\0';
@@ -124,8 +144,9 @@ norm_hex(const char *in, char *out, size_t out_size, size_t want_digits)
 }
 
 /* A DN as written: spaces around separators dropped, for a
- * case-insensitive comparison with the certificate's. */
-static void
+ * case-insensitive comparison with the certificate's. false when it does
+ * not fit in out (compared cut short, a longer DN would match). */
+static bool
 norm_dn(const char *in, char *out, size_t out_size)
 {
 	size_t o = 0;
@@ -147,6 +168,9 @@ norm_dn(const char *in, char *out, size_t out_size)
 		out[o++] = *in;
 	}
 	out[o] = '\0';
+	while (*in == ' ')
+		in++;
+	return *in == '\0';
 }
 
 static bool
@@ -154,8 +178,8 @@ dn_equal(const char *written, const char *cert_dn)
 {
 	char a[1024], b[1024];
 
-	norm_dn(written, a, sizeof(a));
-	norm_dn(cert_dn, b, sizeof(b));
+	if (!norm_dn(written, a, sizeof(a)) || !norm_dn(cert_dn, b, sizeof(b)))
+		return false;
 	return a[0] != '\0' && strcasecmp(a, b) == 0;
 }
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian 12 packages pam_piv needs to build, test and run its
 # demo — only those missing, and only as root. Shared by ./demo,
-# tests/check.sh and .ci/run.
+# tests/check.sh and .ci/run. With --fuzzing, also what a build configured
+# with CC=clang --enable-fuzzing needs (clang, libFuzzer, llvm-symbolizer).
 set -eu
 
 PACKAGES="build-essential autoconf automake libtool pkg-config openssl
@@ -9,6 +10,9 @@ libssl-dev libp11-kit-dev p11-kit libpam0g-dev libsss-certmap-dev libtalloc-dev
 libcmocka-dev libpamtest0-dev libpam-wrapper libnss-wrapper libldap-dev
 softhsm2 opensc pamtester faketime iproute2 util-linux slapd ldap-utils
 openssh-server openssh-client sudo procps valgrind"
+if [ "${1:-}" = --fuzzing ]; then
+	PACKAGES="$PACKAGES clang libclang-rt-14-dev llvm-14"
+fi
 
 missing=""
 for p in $PACKAGES; do

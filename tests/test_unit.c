@@ -267,6 +267,8 @@ test_conf_bad_values(void **state)
 		{ "just words", "expected 'key = value'" },
 		{ "= value", "expected 'key = value'" },
 		{ "debug = yes\x01", "control character" },
+		{ "debug = yes\x7f", "control character in value" },
+		{ "de\x1b[2Jbug = yes", "control character in key" },
 	};
 	char text[1024];
 
@@ -318,6 +320,55 @@ test_conf_ldap_accepted(void **state)
 		if (load_text(text, 0, NULL, &conf, &err) != 0)
 			fail_msg("refused: %s: %s", cases[i], err.msg);
 		piv_conf_free(&conf);
+	}
+}
+
+/* glibc's regcomp copies what a repetition applies to, so nested or large
+ * repetitions in a match rule could make the configuration loader take
+ * gigabytes (fuzz_conf found "O++++..."). Such a rule is refused with its
+ * line; the rules sites write are accepted. */
+static void
+test_conf_match_cost(void **state)
+{
+	static const struct {
+		const char *match;
+		const char *needle; /* NULL: accepted */
+	} cases[] = {
+		{ "<SUBJECT>^O++++++++++++++++++++++++++$", "a repetition of a repetition" },
+		{ "<SUBJECT>^O+*$", "a repetition of a repetition" },
+		{ "<SUBJECT>^O*{2}$", "a repetition of a repetition" },
+		{ "<SUBJECT>^(((((((((((((O+)+)+)+)+)+)+)+)+)+)+)+)+)$", "too much memory" },
+		{ "<SUBJECT>^(a{0,1000}){0,1000}$", "too much memory" },
+		{ "<SUBJECT>^a{5000}$", "too much memory" },
+		{ "<SUBJECT>^a{99999999999999999999}$", "too much memory" },
+		{ "<SUBJECT>((((((((((((((((((((((((((((((((((x))))))))))))))))))))))))))))))))))",
+		  "nested too deep" },
+		/* accepted: what sites write, and repetitions that only look stacked */
+		{ "<SUBJECT>^CN=[a-z]+ [a-z]+,OU=[A-Z]{2,8},O=Example$", NULL },
+		{ "<SAN:ntPrincipalName>.*@EXAMPLE\\.COM", NULL },
+		{ "||<ISSUER>^CN=[^,]+ CA [0-9]{1,3}(,.*)?$<ISSUER>^CN=Other,O=x|y$", NULL },
+		{ "<SUBJECT>^CN=a\\+\\+b,O=[+*]+$", NULL },
+		{ "<SUBJECT>^CN=[[:alpha:]]+[[:digit:]]{0,4}$", NULL },
+		{ "<SUBJECT>^(((((((((O+)+)+)+)+)+)+)+)+)$", NULL }, /* about 2^10 nodes */
+		{ "&&<KU>digitalSignature<EKU>clientAuth", NULL },
+	};
+	char text[1024];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), BASE "match = %s\nmap = file:/etc/map\n",
+		         cases[i].match);
+		if (cases[i].needle != NULL) {
+			expect_error(text, 0, NULL, cases[i].needle);
+			/* the message names the match line, not the map line */
+			expect_error(text, 0, NULL, ":3: the match rule is refused");
+		} else {
+			struct piv_conf conf;
+			struct piv_conf_error err;
+			if (load_text(text, 0, NULL, &conf, &err) != 0)
+				fail_msg("refused: %s: %s", cases[i].match, err.msg);
+			piv_conf_free(&conf);
+		}
 	}
 }
 
@@ -422,6 +473,13 @@ test_conf_arguments(void **state)
 	{
 		const char *bad[] = { "config" };
 		expect_error(BASE, 1, bad, "needs config=PATH");
+	}
+	{
+		/* not echoed into the message, which goes to syslog */
+		const char *bad[] = { "debug", "ca_file=/etc/ca\n\x1b[2Jforged line" };
+		expect_error(BASE, 2, bad, "control character in module argument 2");
+		bad[1] = "bo\x1bgus=1";
+		expect_error(BASE, 2, bad, "module argument '?': control character");
 	}
 	{
 		/* everything from arguments, no file at all */
@@ -899,6 +957,7 @@ main(void)
 		cmocka_unit_test(test_conf_every_key),
 		cmocka_unit_test(test_conf_bad_values),
 		cmocka_unit_test(test_conf_ldap_accepted),
+		cmocka_unit_test(test_conf_match_cost),
 		cmocka_unit_test(test_conf_required),
 		cmocka_unit_test(test_sigpipe_guard),
 		cmocka_unit_test(test_conf_long_line),
