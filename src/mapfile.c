@@ -87,7 +87,9 @@ piv_cert_facts(X509 *cert, struct piv_cert_facts *f)
 	lower_hex(md, md_len, f->sha256, sizeof(f->sha256));
 	dn_text(X509_get_subject_name(cert), f->subject, sizeof(f->subject));
 	dn_text(X509_get_issuer_name(cert), f->issuer, sizeof(f->issuer));
-	if (serial != NULL) {
+	/* RFC 5280 serials are positive; a negative one is no serial fact (its
+	 * magnitude would match the line of another certificate) */
+	if (serial != NULL && ASN1_STRING_type(serial) == V_ASN1_INTEGER) {
 		const unsigned char *p = ASN1_STRING_get0_data(serial);
 		int len = ASN1_STRING_length(serial);
 		while (len > 1 && p[0] == 0) {
@@ -189,7 +191,7 @@ serial_equal(const char *written, const char *cert_serial)
 	char hex[100];
 	const char *p = hex;
 
-	if (!norm_hex(written, hex, sizeof(hex), 0))
+	if (cert_serial[0] == '\0' || !norm_hex(written, hex, sizeof(hex), 0))
 		return false;
 	while (p[0] == '0' && p[1] != '\0')
 		p++;

@@ -25,7 +25,7 @@
 #define UUID "4d2b0e59-3c0a-4c2e-9d2e-0a1b2c3d4e5f"
 
 static X509 *
-piv_cert(void)
+piv_cert(long serial)
 {
 	EVP_PKEY *key = EVP_EC_gen("P-256");
 	X509 *cert = X509_new();
@@ -41,7 +41,7 @@ piv_cert(void)
 
 	assert_int_equal(NCONF_load_bio(conf, bio, &err), 1);
 	X509_set_version(cert, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(cert), 0x0a0b0c);
+	ASN1_INTEGER_set(X509_get_serialNumber(cert), serial);
 	X509_gmtime_adj(X509_getm_notBefore(cert), 0);
 	X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
 	X509_set_pubkey(cert, key);
@@ -74,7 +74,7 @@ static struct piv_cert_facts facts;
 static int
 setup(void **state)
 {
-	X509 *cert = piv_cert();
+	X509 *cert = piv_cert(0x0a0b0c);
 
 	(void)state;
 	assert_int_equal(piv_cert_facts(cert, &facts), 0);
@@ -187,6 +187,25 @@ test_every_matcher(void **state)
 	expect_map("alice uuid=4d2b0e59-3c0a-4c2e-9d2e-0a1b2c3d4e50", "");
 }
 
+/* RFC 5280 serials are positive. A negative one (OpenSSL parses it) was
+ * taken by its magnitude, so -0x0a0b0c matched a line for 0a0b0c: now such a
+ * certificate has no serial fact and matches no issuer+serial= line. */
+static void
+test_negative_serial(void **state)
+{
+	struct piv_cert_facts saved = facts;
+	X509 *cert = piv_cert(-0x0a0b0c);
+
+	(void)state;
+	assert_int_equal(piv_cert_facts(cert, &facts), 0);
+	X509_free(cert);
+	assert_string_equal(facts.serial, "");
+	expect_map("alice issuer+serial=CN=Test CA;0A0B0C", "");
+	expect_syntax_error("alice issuer+serial=CN=Test CA;-0A0B0C", "takes DN;HEXSERIAL");
+	expect_map("alice subject=CN=Alice Example,O=PIV Test,C=US", "alice");
+	facts = saved;
+}
+
 static void
 test_file_structure(void **state)
 {
@@ -267,6 +286,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_facts),
 		cmocka_unit_test(test_every_matcher),
+		cmocka_unit_test(test_negative_serial),
 		cmocka_unit_test(test_file_structure),
 		cmocka_unit_test(test_syntax_errors),
 		cmocka_unit_test(test_file_safety),

@@ -33,14 +33,6 @@
 static char idx_path[512], crl_path[512], built_path[512];
 static const struct fuzz_pki *pki;
 
-static void __attribute__((noreturn))
-harness_error(const char *what)
-{
-	fprintf(stderr, "fuzz_crlidx: %s\n", what);
-	ERR_print_errors_fp(stderr);
-	exit(2);
-}
-
 static uint8_t *
 read_file(const char *path, size_t *len)
 {
@@ -48,7 +40,7 @@ read_file(const char *path, size_t *len)
 	uint8_t *buf = malloc(1024 * 1024);
 
 	if (f == NULL || buf == NULL)
-		harness_error("cannot read an index back");
+		fuzz_harness_error("cannot read an index back");
 	*len = fread(buf, 1, 1024 * 1024, f);
 	fclose(f);
 	return buf;
@@ -79,7 +71,7 @@ read_index(const uint8_t *data, size_t len, uint8_t mode)
 	bool sorted = true;
 
 	if (copy == NULL)
-		harness_error("out of memory");
+		fuzz_harness_error("out of memory");
 	if (len > 0)
 		memcpy(copy, data, len);
 	if ((mode & 1) && len >= HDR_SIZE)
@@ -138,7 +130,7 @@ write_crl(const uint8_t *data, size_t len, uint8_t mode, X509_CRL **resigned)
 	}
 	bio = BIO_new_file(crl_path, "wb");
 	if (bio == NULL || ((mode & 16) ? PEM_write_bio_X509_CRL(bio, crl) : i2d_X509_CRL_bio(bio, crl)) != 1)
-		harness_error("cannot write a CRL");
+		fuzz_harness_error("cannot write a CRL");
 	BIO_free(bio);
 	*resigned = crl;
 }
@@ -195,19 +187,19 @@ check_layout(void)
 	    X509_CRL_set1_nextUpdate(crl, t) != 1 || ASN1_INTEGER_set(serial, 0x1234) != 1 ||
 	    X509_REVOKED_set_serialNumber(r, serial) != 1 || X509_CRL_add0_revoked(crl, r) != 1 ||
 	    X509_CRL_sign(crl, pki->ca_key, EVP_sha256()) <= 0)
-		harness_error("cannot make a CRL");
+		fuzz_harness_error("cannot make a CRL");
 	bio = BIO_new_file(crl_path, "wb");
 	if (bio == NULL || i2d_X509_CRL_bio(bio, crl) != 1)
-		harness_error("cannot write a CRL");
+		fuzz_harness_error("cannot write a CRL");
 	BIO_free(bio);
 	if (piv_crl_build_index(crl_path, pki->ca, built_path, why, sizeof(why)) != 0)
-		harness_error(why);
+		fuzz_harness_error(why);
 	idx = read_file(built_path, &len);
 	memcpy(&count, idx + HDR_COUNT_AT, 8);
 	piv_sha256(idx, HDR_HASH_AT, hash);
 	if (len != HDR_SIZE + PIV_CRL_RECORD || memcmp(idx, IDX_MAGIC, 8) != 0 || count != 1 ||
 	    memcmp(hash, idx + HDR_HASH_AT, 32) != 0)
-		harness_error("the CRL index layout changed: update HDR_* in fuzz_crlidx.c");
+		fuzz_harness_error("the CRL index layout changed: update HDR_* in fuzz_crlidx.c");
 	free(idx);
 	ASN1_TIME_free(t);
 	ASN1_INTEGER_free(serial);

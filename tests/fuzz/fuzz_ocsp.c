@@ -39,14 +39,6 @@ static struct piv_conf conf;
 static char cache_path[4200];
 static const unsigned char request_nonce[16] = "pam_piv fuzz!!!";
 
-static void __attribute__((noreturn))
-harness_error(const char *what)
-{
-	fprintf(stderr, "fuzz_ocsp: %s\n", what);
-	ERR_print_errors_fp(stderr);
-	exit(2);
-}
-
 /* A copy of bs's answers (optionally all about our certificate, with
  * fresh times) signed anew; NULL when bs cannot be re-issued. */
 static OCSP_BASICRESP *
@@ -140,13 +132,13 @@ response_to_judge(const uint8_t *data, size_t len, uint8_t mode, OCSP_REQUEST *r
 		*validly_signed = (mode & 3) != SIGNER_STRANGER;
 		out = malloc((size_t)n);
 		if (out == NULL)
-			harness_error("out of memory");
+			fuzz_harness_error("out of memory");
 		memcpy(out, der, (size_t)n);
 		*der_len = (size_t)n;
 	} else {
 		out = malloc(len ? len : 1);
 		if (out == NULL)
-			harness_error("out of memory");
+			fuzz_harness_error("out of memory");
 		if (len > 0)
 			memcpy(out, data, len);
 		*der_len = len;
@@ -189,7 +181,7 @@ judge(const uint8_t *data, size_t len, uint8_t mode)
 	if ((mode & 16) && ((req = OCSP_REQUEST_new()) == NULL ||
 	                    OCSP_request_add1_nonce(req, (unsigned char *)request_nonce,
 	                                            sizeof(request_nonce)) != 1))
-		harness_error("cannot make a request");
+		fuzz_harness_error("cannot make a request");
 	der = response_to_judge(data, len, mode, req, &der_len, &validly_signed);
 	answer = piv_ocsp_judge(der, der_len, pki->leaf, pki->ca, pki->chain, pki->store, req,
 	                        time(NULL), &next_update, reason, sizeof(reason));
@@ -228,14 +220,14 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	pki = fuzz_pki();
 	leaf_id = OCSP_cert_to_id(EVP_sha1(), pki->leaf, pki->ca);
 	if (leaf_id == NULL || (id_len = i2d_OCSP_CERTID(leaf_id, &id_der)) <= 0)
-		harness_error("cannot make the certificate's OCSP id");
+		fuzz_harness_error("cannot make the certificate's OCSP id");
 	snprintf(conf_text, sizeof(conf_text), conf_fmt, fuzz_tmpdir());
 	if (piv_conf_load_string(&conf, "fuzz.conf", conf_text, 0, NULL, &err) != 0)
-		harness_error(err.msg);
+		fuzz_harness_error(err.msg);
 	/* where ocsp.c keeps the certificate's answer (piv_ocsp_check) */
 	piv_hex(id_der, (size_t)id_len > 90 ? 90 : (size_t)id_len, 0, key, sizeof(key));
 	if (piv_cache_path(conf.cache_dir, "ocsp", key, ".der", cache_path, sizeof(cache_path)) != 0)
-		harness_error("cache path too long");
+		fuzz_harness_error("cache path too long");
 	OPENSSL_free(id_der);
 	return 0;
 }

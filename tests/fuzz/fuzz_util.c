@@ -23,8 +23,8 @@ fuzz_fail(const char *file, int line, const char *what)
 	abort();
 }
 
-static void __attribute__((noreturn))
-harness_error(const char *what)
+void
+fuzz_harness_error(const char *what)
 {
 	fprintf(stderr, "fuzz harness: %s\n", what);
 	ERR_print_errors_fp(stderr);
@@ -63,7 +63,7 @@ fuzz_tmpdir(void)
 	if ((size_t)snprintf(tmpdir, sizeof(tmpdir), "%s/pam_piv-fuzz.XXXXXX", base) >=
 	    sizeof(tmpdir) || mkdtemp(tmpdir) == NULL) {
 		tmpdir[0] = '\0';
-		harness_error("cannot make a temporary directory");
+		fuzz_harness_error("cannot make a temporary directory");
 	}
 	atexit(remove_tmpdir);
 	return tmpdir;
@@ -73,7 +73,7 @@ void
 fuzz_path(char *out, size_t out_size, const char *name)
 {
 	if ((size_t)snprintf(out, out_size, "%s/%s", fuzz_tmpdir(), name) >= out_size)
-		harness_error("path too long");
+		fuzz_harness_error("path too long");
 }
 
 void
@@ -82,7 +82,7 @@ fuzz_write_file(const char *path, const void *data, size_t len)
 	FILE *f = fopen(path, "wb");
 
 	if (f == NULL || (len > 0 && fwrite(data, 1, len, f) != len) || fclose(f) != 0)
-		harness_error("cannot write a scratch file");
+		fuzz_harness_error("cannot write a scratch file");
 }
 
 char *
@@ -91,7 +91,7 @@ fuzz_strndup(const uint8_t *data, size_t len)
 	char *s = malloc(len + 1);
 
 	if (s == NULL)
-		harness_error("out of memory");
+		fuzz_harness_error("out of memory");
 	if (len > 0)
 		memcpy(s, data, len);
 	s[len] = '\0';
@@ -107,7 +107,7 @@ add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
 	X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
 	ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
 	if (ext == NULL || X509_add_ext(cert, ext, -1) != 1)
-		harness_error("cannot add a certificate extension");
+		fuzz_harness_error("cannot add a certificate extension");
 	X509_EXTENSION_free(ext);
 }
 
@@ -123,7 +123,7 @@ make_key(const char *kind)
 	else if (strcmp(kind, "rsa2048") == 0)
 		key = EVP_RSA_gen(2048);
 	if (key == NULL)
-		harness_error("cannot generate a key");
+		fuzz_harness_error("cannot generate a key");
 	return key;
 }
 
@@ -140,14 +140,14 @@ build_cert(EVP_PKEY *key, const char *cn, long serial, int is_ca, const char *ek
 	    X509_gmtime_adj(X509_getm_notBefore(cert), -86400) == NULL ||
 	    X509_gmtime_adj(X509_getm_notAfter(cert), 10L * 365 * 86400) == NULL ||
 	    X509_set_pubkey(cert, key) != 1)
-		harness_error("cannot build a certificate");
+		fuzz_harness_error("cannot build a certificate");
 	name = X509_get_subject_name(cert);
 	if (X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
 	                               (const unsigned char *)"pam_piv fuzz", -1, -1, 0) != 1 ||
 	    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
 	                               0) != 1 ||
 	    X509_set_issuer_name(cert, issuer ? X509_get_subject_name(issuer) : name) != 1)
-		harness_error("cannot name a certificate");
+		fuzz_harness_error("cannot name a certificate");
 	add_ext(cert, issuer ? issuer : cert, NID_basic_constraints,
 	        is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
 	add_ext(cert, issuer ? issuer : cert, NID_key_usage,
@@ -158,7 +158,7 @@ build_cert(EVP_PKEY *key, const char *cn, long serial, int is_ca, const char *ek
 	if (eku != NULL)
 		add_ext(cert, issuer ? issuer : cert, NID_ext_key_usage, eku);
 	if (X509_sign(cert, issuer_key ? issuer_key : key, EVP_sha256()) <= 0)
-		harness_error("cannot sign a certificate");
+		fuzz_harness_error("cannot sign a certificate");
 	return cert;
 }
 
@@ -182,7 +182,7 @@ fuzz_pki(void)
 	pki.chain = sk_X509_new_null();
 	if (pki.store == NULL || pki.chain == NULL || X509_STORE_add_cert(pki.store, pki.ca) != 1 ||
 	    !sk_X509_push(pki.chain, pki.leaf) || !sk_X509_push(pki.chain, pki.ca))
-		harness_error("cannot build the trust store");
+		fuzz_harness_error("cannot build the trust store");
 	ERR_clear_error();
 	return &pki;
 }

@@ -19,6 +19,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_CHECK(cond, what) \
 	do { if (!(cond)) fuzz_fail(__FILE__, __LINE__, (what)); } while (0)
 void fuzz_fail(const char *file, int line, const char *what) __attribute__((noreturn));
+/* The harness itself could not do its part (not a finding): report with
+ * OpenSSL's error queue and exit 2. */
+void fuzz_harness_error(const char *what) __attribute__((noreturn));
 
 /* A private directory (on /dev/shm when there is one: the code under test
  * fsyncs every file it writes), removed at exit. */
