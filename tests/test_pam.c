@@ -619,6 +619,13 @@ test_no_token(void **state)
 	expect(&SETUP(.scenario = "empty", .extra = "card_only = yes"), "alice", PIN, PAM_AUTH_ERR,
 	       false, "No PIV card found", &o);
 	outcome_free(&o);
+	/* empty slots (pam_p11 hung on one): 64 initialized tokens without
+	 * certificates besides SoftHSM's uninitialized slot, listed first */
+	expect(&SETUP(.scenario = "empty", .use_shim = true, .shim_env = "P11SHIM_SLOTS=64",
+	              .extra = "card_timeout = 3"),
+	       "alice", PIN, PAM_AUTHINFO_UNAVAIL, false, "No PIV card found", &o);
+	assert_true(o.seconds < 3.0 + 1.0);
+	outcome_free(&o);
 	/* card_only as a bare module argument */
 	configure(&SETUP(.scenario = "empty"));
 	run("piv_cardonly", "alice", PIN, 0, &o);
@@ -1658,10 +1665,17 @@ test_fault_table(void **state)
 		{ "P11SHIM_LOGIN_RV=already_logged_in", "alice", "000000", PAM_AUTH_ERR, true },
 		{ "P11SHIM_REMOVED_AFTER=C_Login", "alice", PIN, PAM_AUTH_ERR, true },
 		{ "P11SHIM_REMOVED_AFTER=C_SignInit", "alice", PIN, PAM_AUTH_ERR, true },
+		{ "P11SHIM_FAIL=C_Login:CKR_TOKEN_NOT_PRESENT", "alice", PIN, PAM_AUTH_ERR, true },
+		{ "P11SHIM_REMOVED_AFTER=C_Login\nP11SHIM_REMOVED_RV=CKR_TOKEN_NOT_PRESENT", "alice", PIN,
+		  PAM_AUTH_ERR, true },
+		{ "P11SHIM_REMOVED_AFTER=C_Login\nP11SHIM_REMOVED_RV=CKR_SESSION_HANDLE_INVALID", "alice",
+		  PIN, PAM_AUTH_ERR, true },
+		{ "P11SHIM_REMOVED_AFTER=C_GetTokenInfo", "alice", PIN, PAM_AUTHINFO_UNAVAIL, false },
 		/* signatures that lie (pam_pkcs11 CVE-2025-24032, pam_p11 CVE-2019-16058) */
 		{ "P11SHIM_FAIL=C_SignInit:CKR_KEY_FUNCTION_NOT_PERMITTED", "alice", PIN, PAM_AUTH_ERR, true },
 		{ "P11SHIM_FAIL=C_Sign:CKR_OK", "alice", PIN, PAM_AUTH_ERR, true },
 		{ "P11SHIM_FAIL=C_Sign:CKR_DEVICE_REMOVED", "alice", PIN, PAM_AUTH_ERR, true },
+		{ "P11SHIM_FAIL=C_Sign:CKR_TOKEN_NOT_PRESENT", "alice", PIN, PAM_AUTH_ERR, true },
 		{ "P11SHIM_SIG=short", "alice", PIN, PAM_AUTH_ERR, true },
 		{ "P11SHIM_SIG=long", "alice", PIN, PAM_AUTH_ERR, true },
 		{ "P11SHIM_SIG=zeros", "alice", PIN, PAM_AUTH_ERR, true },
