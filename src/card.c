@@ -171,17 +171,13 @@ spend(struct piv_card *card, int64_t started)
 static void
 forward_log(struct piv_card *card, struct piv_msg *msg)
 {
-	uint32_t prio = LOG_DEBUG;
-	const uint8_t *text;
-	size_t len;
 	char esc[600];
+	int prio;
 
-	if (piv_msg_get_u32(msg, &prio) != 0 || piv_msg_get(msg, &text, &len) != 0)
-		return;
-	if (prio > LOG_DEBUG || prio < LOG_ERR)
-		prio = LOG_ERR; /* the helper does not get to raise alerts */
-	piv_escape(text, len, esc, sizeof(esc));
-	card_log(card, (int)prio, "card helper: %s", esc);
+	if (piv_wire_get_log(msg, &prio, esc, sizeof(esc)) == 0)
+		card_log(card, prio, "card helper: %s", esc);
+	else
+		card_log(card, LOG_ERR, "card helper sent a malformed log line");
 }
 
 /* Receive the next frame that is not a log line. */
@@ -212,37 +208,11 @@ recv_frame(struct piv_card *card, struct piv_msg *msg)
 static int
 read_candidate(struct piv_card *card, struct piv_msg *msg)
 {
-	struct piv_card_candidate *c;
-	uint32_t index, n_extra;
-
-	if (card->n_cand >= PIV_MAX_CANDIDATES)
+	if (card->n_cand >= PIV_MAX_CANDIDATES ||
+	    piv_wire_get_candidate(msg, (uint32_t)card->n_cand, &card->cand[card->n_cand]) != 0)
 		return -1;
-	c = &card->cand[card->n_cand];
-	memset(c, 0, sizeof(*c));
-	if (piv_msg_get_u32(msg, &index) != 0 || index != card->n_cand ||
-	    piv_msg_get_str(msg, &c->token_label) != 0 ||
-	    piv_msg_get_str(msg, &c->token_serial) != 0 ||
-	    piv_msg_get_u32(msg, &c->token_flags) != 0 ||
-	    piv_msg_get_dup(msg, &c->cert.data, &c->cert.len) != 0 ||
-	    piv_msg_get_u32(msg, &n_extra) != 0 || n_extra > PIV_MAX_EXTRA_CERTS)
-		goto bad;
-	for (uint32_t i = 0; i < n_extra; i++) {
-		if (piv_msg_get_dup(msg, &c->extra[i].data, &c->extra[i].len) != 0)
-			goto bad;
-		c->n_extra++;
-	}
-	if (piv_msg_end(msg) != 0)
-		goto bad;
 	card->n_cand++;
 	return 0;
-bad:
-	free(c->token_label);
-	free(c->token_serial);
-	free(c->cert.data);
-	for (size_t i = 0; i < c->n_extra; i++)
-		free(c->extra[i].data);
-	memset(c, 0, sizeof(*c));
-	return -1;
 }
 
 enum piv_status
@@ -266,12 +236,8 @@ piv_card_open(struct piv_card *card, const struct piv_conf *conf, piv_card_log_f
 	if (st != PIV_OK)
 		return st;
 
-	piv_msg_init(&msg, PIV_MSG_REQ_CERTS);
-	if (piv_msg_put_str(&msg, conf->pkcs11_module) != 0 ||
-	    piv_msg_put_str(&msg, conf->token_uri) != 0 ||
-	    piv_msg_put_str(&msg, conf->cert_uri) != 0 ||
-	    piv_msg_put_u32(&msg, conf->card_wait) != 0 ||
-	    piv_msg_put_u32(&msg, conf->debug ? 1 : 0) != 0) {
+	if (piv_wire_put_certs_req(&msg, conf->pkcs11_module, conf->token_uri, conf->cert_uri,
+	                           conf->card_wait, conf->debug) != 0) {
 		piv_msg_clear(&msg);
 		return PIV_E_INTERNAL;
 	}
@@ -295,13 +261,11 @@ piv_card_open(struct piv_card *card, const struct piv_conf *conf, piv_card_log_f
 			}
 		} else if (msg.type == PIV_MSG_END_CERTS) {
 			uint32_t hs;
-			char *text = NULL;
-			if (piv_msg_get_u32(&msg, &hs) != 0 || piv_msg_get_str(&msg, &text) != 0) {
+			if (piv_wire_get_end_certs(&msg, &hs, card->message, sizeof(card->message)) != 0) {
+				card_log(card, LOG_ERR, "card helper sent a malformed end of the certificates");
 				piv_msg_clear(&msg);
 				return PIV_E_HELPER;
 			}
-			piv_escape_str(text, card->message, sizeof(card->message));
-			free(text);
 			piv_msg_clear(&msg);
 			if (hs == PIV_H_OK && card->n_cand > 0)
 				return PIV_OK;
@@ -323,7 +287,6 @@ piv_card_sign(struct piv_card *card, const struct piv_sign_request *req,
 {
 	struct piv_msg msg;
 	enum piv_status st = PIV_E_HELPER;
-	char *text = NULL;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -331,13 +294,7 @@ piv_card_sign(struct piv_card *card, const struct piv_sign_request *req,
 		return PIV_E_INTERNAL;
 	/* The budget is what the first exchange left: the time the user spent
 	 * typing the PIN is not card work and was not counted. */
-	piv_msg_init(&msg, PIV_MSG_REQ_SIGN);
-	if (piv_msg_put_u32(&msg, (uint32_t)req->index) != 0 ||
-	    piv_msg_put_u32(&msg, req->pinpad ? 1 : 0) != 0 ||
-	    piv_msg_put_str(&msg, req->pinpad ? NULL : req->pin) != 0 ||
-	    piv_msg_put(&msg, req->challenge, req->challenge_len) != 0 ||
-	    piv_msg_put_str(&msg, req->is_ec ? "ec" : "rsa") != 0 ||
-	    piv_msg_put_str(&msg, piv_hash_name(req->hash)) != 0) {
+	if (piv_wire_put_sign_req(&msg, req) != 0) {
 		piv_msg_clear(&msg);
 		return PIV_E_INTERNAL;
 	}
@@ -347,31 +304,12 @@ piv_card_sign(struct piv_card *card, const struct piv_sign_request *req,
 		return PIV_E_HELPER;
 	if (recv_frame(card, &msg) != PIV_PROTO_OK)
 		return PIV_E_HELPER;
-	if (msg.type != PIV_MSG_SIGNED ||
-	    piv_msg_get_u32(&msg, &res->helper_status) != 0 ||
-	    piv_msg_get_u32(&msg, &res->token_flags) != 0 ||
-	    piv_msg_get_u32(&msg, &res->mechanism) != 0 ||
-	    piv_msg_get_dup(&msg, &res->sig, &res->sig_len) != 0 ||
-	    piv_msg_get_str(&msg, &text) != 0 || piv_msg_end(&msg) != 0 ||
-	    res->sig_len > PIV_MAX_SIG_LEN) {
+	if (piv_wire_get_signed(&msg, res) != 0)
 		card_log(card, LOG_ERR, "card helper sent a malformed signature reply");
-		piv_sign_result_free(res);
-		goto out;
-	}
-	piv_escape_str(text, res->message, sizeof(res->message));
-	st = PIV_OK;
-out:
-	free(text);
+	else
+		st = PIV_OK;
 	piv_msg_clear(&msg);
 	return st;
-}
-
-void
-piv_sign_result_free(struct piv_sign_result *res)
-{
-	free(res->sig);
-	res->sig = NULL;
-	res->sig_len = 0;
 }
 
 /* Wait until the helper has closed its end of the socket (it exits after
@@ -430,13 +368,7 @@ piv_card_close(struct piv_card *card)
 		sigaction(SIGCHLD, &card->old_sigchld, NULL);
 		card->sigchld_saved = false;
 	}
-	for (size_t i = 0; i < card->n_cand; i++) {
-		struct piv_card_candidate *c = &card->cand[i];
-		free(c->token_label);
-		free(c->token_serial);
-		free(c->cert.data);
-		for (size_t j = 0; j < c->n_extra; j++)
-			free(c->extra[j].data);
-	}
+	for (size_t i = 0; i < card->n_cand; i++)
+		piv_card_candidate_free(&card->cand[i]);
 	card->n_cand = 0;
 }

@@ -15,18 +15,11 @@
 #include "prove.h"
 #include "status.h"
 #include "validate.h"
+#include "wire.h"
 
 typedef void (*piv_card_log_fn)(void *ud, int prio, const char *text);
 typedef void (*piv_card_waiting_fn)(void *ud);
 
-struct piv_card_candidate {
-	char *token_label;
-	char *token_serial;
-	uint32_t token_flags;   /* CK_TOKEN_INFO.flags when the card was read */
-	struct piv_blob cert;
-	struct piv_blob extra[PIV_MAX_EXTRA_CERTS];
-	size_t n_extra;
-};
 
 struct piv_card {
 	pid_t pid;
@@ -47,28 +40,10 @@ struct piv_card {
 enum piv_status piv_card_open(struct piv_card *card, const struct piv_conf *conf,
                               piv_card_log_fn log, piv_card_waiting_fn waiting, void *ud);
 
-struct piv_sign_request {
-	size_t index;
-	bool pinpad;
-	const char *pin;       /* NULL with pinpad */
-	const uint8_t *challenge;
-	size_t challenge_len;
-	bool is_ec;
-	enum piv_hash hash;
-};
 
-struct piv_sign_result {
-	uint32_t helper_status;      /* enum piv_helper_status */
-	uint32_t token_flags;        /* after the login attempt */
-	uint32_t mechanism;          /* CKM_ used */
-	uint8_t *sig;
-	size_t sig_len;
-	char message[256];
-};
 
 enum piv_status piv_card_sign(struct piv_card *card, const struct piv_sign_request *req,
                               struct piv_sign_result *res);
-void piv_sign_result_free(struct piv_sign_result *res);
 
 /* Tell the helper to finish, reap it (killing it if it lingers), and free
  * everything. Safe on a card that never opened. */

@@ -20,6 +20,7 @@
 #include "proto.h"
 #include "prove.h"
 #include "util.h"
+#include "wire.h"
 
 #define MODULE_FD 3
 
@@ -47,8 +48,7 @@ helper_log(void *ud, int prio, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	piv_msg_init(&msg, PIV_MSG_LOG);
-	if (piv_msg_put_u32(&msg, (uint32_t)prio) == 0 && piv_msg_put_str(&msg, text) == 0)
+	if (piv_wire_put_log(&msg, prio, text) == 0)
 		(void)piv_msg_send(h->fd, &msg, -1);
 	piv_msg_clear(&msg);
 }
@@ -59,8 +59,7 @@ send_end(struct helper *h, uint32_t status, const char *message)
 	struct piv_msg msg;
 	int rc = -1;
 
-	piv_msg_init(&msg, PIV_MSG_END_CERTS);
-	if (piv_msg_put_u32(&msg, status) == 0 && piv_msg_put_str(&msg, message) == 0)
+	if (piv_wire_put_end_certs(&msg, status, message) == 0)
 		rc = piv_msg_send(h->fd, &msg, -1);
 	piv_msg_clear(&msg);
 	return rc;
@@ -69,22 +68,21 @@ send_end(struct helper *h, uint32_t status, const char *message)
 static int
 send_candidate(struct helper *h, size_t index)
 {
-	const struct p11_cand *c = &h->cand[index];
+	struct p11_cand *c = &h->cand[index];
+	struct piv_card_candidate view;
 	struct piv_msg msg;
 	int rc = -1;
 
-	piv_msg_init(&msg, PIV_MSG_CANDIDATE);
-	if (piv_msg_put_u32(&msg, (uint32_t)index) != 0 || piv_msg_put_str(&msg, c->label) != 0 ||
-	    piv_msg_put_str(&msg, c->serial) != 0 ||
-	    piv_msg_put_u32(&msg, (uint32_t)c->token_flags) != 0 ||
-	    piv_msg_put(&msg, c->cert.data, c->cert.len) != 0 ||
-	    piv_msg_put_u32(&msg, (uint32_t)c->n_extra) != 0)
-		goto out;
-	for (size_t i = 0; i < c->n_extra; i++)
-		if (piv_msg_put(&msg, c->extra[i].data, c->extra[i].len) != 0)
-			goto out;
-	rc = piv_msg_send(h->fd, &msg, -1);
-out:
+	/* borrowed, not copied: nothing here is freed */
+	memset(&view, 0, sizeof(view));
+	view.token_label = c->label;
+	view.token_serial = c->serial;
+	view.token_flags = (uint32_t)c->token_flags;
+	view.cert = c->cert;
+	view.n_extra = c->n_extra;
+	memcpy(view.extra, c->extra, sizeof(view.extra));
+	if (piv_wire_put_candidate(&msg, (uint32_t)index, &view) == 0)
+		rc = piv_msg_send(h->fd, &msg, -1);
 	piv_msg_clear(&msg);
 	return rc;
 }
@@ -103,25 +101,22 @@ sleep_ms(long ms)
 static int
 do_certs(struct helper *h, struct piv_msg *req)
 {
-	char *module = NULL, *token_uri = NULL, *cert_uri = NULL;
-	uint32_t card_wait = 0, debug = 0;
+	struct piv_wire_certs_req r;
 	size_t tokens_seen = 0;
 	bool told_waiting = false;
 	int64_t wait_until;
 	int rc = -1;
 
-	if (piv_msg_get_str(req, &module) != 0 || piv_msg_get_str(req, &token_uri) != 0 ||
-	    piv_msg_get_str(req, &cert_uri) != 0 || piv_msg_get_u32(req, &card_wait) != 0 ||
-	    piv_msg_get_u32(req, &debug) != 0 || piv_msg_end(req) != 0 || card_wait > 3600)
-		goto out;
-	h->debug = debug != 0;
-	if (p11_load(&h->p11, module, helper_log, h) != 0) {
+	if (piv_wire_get_certs_req(req, &r) != 0)
+		return -1;
+	h->debug = r.debug;
+	if (p11_load(&h->p11, r.module, helper_log, h) != 0) {
 		rc = send_end(h, PIV_H_NO_CARD, "the PKCS#11 module could not be loaded");
 		goto out;
 	}
-	wait_until = piv_now_ms() + (int64_t)card_wait * 1000;
+	wait_until = piv_now_ms() + (int64_t)r.card_wait * 1000;
 	for (;;) {
-		if (p11_find(&h->p11, token_uri, cert_uri, h->cand, PIV_MAX_CANDIDATES, &h->n_cand,
+		if (p11_find(&h->p11, r.token_uri, r.cert_uri, h->cand, PIV_MAX_CANDIDATES, &h->n_cand,
 		             &tokens_seen) != 0) {
 			rc = send_end(h, PIV_H_ERROR, "token search failed");
 			goto out;
@@ -147,48 +142,34 @@ do_certs(struct helper *h, struct piv_msg *req)
 		              ? "the card holds no certificate matching the 'cert' URI"
 		              : "no matching token is present");
 out:
-	free(module);
-	free(token_uri);
-	free(cert_uri);
+	piv_wire_certs_req_free(&r);
 	return rc;
 }
 
 static int
 do_sign(struct helper *h, struct piv_msg *req)
 {
-	uint32_t index = 0, pinpad = 0;
-	char *pin = NULL, *kind = NULL, *hash_name = NULL;
-	const uint8_t *challenge = NULL;
-	size_t challenge_len = 0;
+	struct piv_sign_request sr;
 	struct p11_sign_out out;
 	struct piv_msg reply;
-	enum piv_hash hash;
+	char *pin = NULL;
 	int rc = -1;
 
 	memset(&out, 0, sizeof(out));
-	if (piv_msg_get_u32(req, &index) != 0 || piv_msg_get_u32(req, &pinpad) != 0 ||
-	    piv_msg_get_str(req, &pin) != 0 || piv_msg_get(req, &challenge, &challenge_len) != 0 ||
-	    piv_msg_get_str(req, &kind) != 0 || piv_msg_get_str(req, &hash_name) != 0 ||
-	    piv_msg_end(req) != 0 || index >= h->n_cand || challenge_len == 0 ||
-	    challenge_len > 1024 || piv_hash_from_name(hash_name, &hash) != 0 ||
-	    (strcmp(kind, "rsa") != 0 && strcmp(kind, "ec") != 0))
+	if (piv_wire_get_sign_req(req, &sr, &pin) != 0)
+		return -1;
+	if (sr.index >= h->n_cand)
 		goto out;
-	p11_sign(&h->p11, &h->cand[index], pinpad ? NULL : pin, challenge, challenge_len,
-	         strcmp(kind, "ec") == 0, hash, &out);
+	p11_sign(&h->p11, &h->cand[sr.index], sr.pin, sr.challenge, sr.challenge_len, sr.is_ec,
+	         sr.hash, &out);
 	piv_free_secret(&pin);
 
-	piv_msg_init(&reply, PIV_MSG_SIGNED);
-	if (piv_msg_put_u32(&reply, out.status) == 0 &&
-	    piv_msg_put_u32(&reply, (uint32_t)out.token_flags) == 0 &&
-	    piv_msg_put_u32(&reply, (uint32_t)out.mechanism) == 0 &&
-	    piv_msg_put(&reply, out.sig, out.sig_len) == 0 &&
-	    piv_msg_put_str(&reply, out.message) == 0)
+	if (piv_wire_put_signed(&reply, out.status, (uint32_t)out.token_flags,
+	                        (uint32_t)out.mechanism, out.sig, out.sig_len, out.message) == 0)
 		rc = piv_msg_send(h->fd, &reply, -1);
 	piv_msg_clear(&reply);
 out:
 	piv_free_secret(&pin);
-	free(kind);
-	free(hash_name);
 	free(out.sig);
 	return rc;
 }

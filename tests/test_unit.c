@@ -33,6 +33,7 @@
 #include "prove.h"
 #include "status.h"
 #include "util.h"
+#include "wire.h"
 
 #define BASE "ca_file = /etc/ca.pem\nrevocation = none\n"
 
@@ -720,6 +721,168 @@ test_proto_malformed(void **state)
 	piv_msg_clear(&msg);
 }
 
+/* A REQ_SIGN built field by field: pinpad, PIN, challenge length, kind,
+ * hash, and whether a stray field follows. */
+static int
+sign_req_decodes(uint32_t pinpad, const char *pin, size_t challenge_len, const char *kind,
+                 const char *hash, bool trailing)
+{
+	static const uint8_t challenge[1100] = { 1 };
+	struct piv_sign_request req;
+	struct piv_msg msg;
+	char *got_pin = (char *)"not touched";
+	int rc;
+
+	piv_msg_init(&msg, PIV_MSG_REQ_SIGN);
+	assert_int_equal(piv_msg_put_u32(&msg, 0), 0);
+	assert_int_equal(piv_msg_put_u32(&msg, pinpad), 0);
+	assert_int_equal(piv_msg_put_str(&msg, pin), 0);
+	assert_int_equal(piv_msg_put(&msg, challenge, challenge_len), 0);
+	assert_int_equal(piv_msg_put_str(&msg, kind), 0);
+	assert_int_equal(piv_msg_put_str(&msg, hash), 0);
+	if (trailing)
+		assert_int_equal(piv_msg_put_u32(&msg, 7), 0);
+	rc = piv_wire_get_sign_req(&msg, &req, &got_pin);
+	if (rc == 0) {
+		assert_int_equal(req.challenge_len, challenge_len);
+		if (pinpad)
+			assert_null(req.pin);
+		else
+			assert_string_equal(req.pin, pin);
+	} else {
+		assert_null(got_pin); /* nothing kept, the PIN wiped */
+	}
+	piv_free_secret(&got_pin);
+	piv_msg_clear(&msg);
+	return rc;
+}
+
+/* The decoders of wire.h are the only readers of the conversation: every
+ * value the other end may not send is refused, and nothing is left over. */
+static void
+test_wire_decoders(void **state)
+{
+	struct piv_msg msg;
+	struct piv_wire_certs_req cr;
+	struct piv_card_candidate c, back;
+	struct piv_sign_result res;
+	char text[64];
+	uint32_t status;
+	int prio;
+	uint8_t der[3] = { 0x30, 0x01, 0x00 };
+
+	(void)state;
+	/* REQ_CERTS: round trip; card_wait and debug bounded; trailing field */
+	assert_int_equal(piv_wire_put_certs_req(&msg, "p11-kit", NULL, "pkcs11:type=cert", 3600,
+	                                        true), 0);
+	assert_int_equal(piv_wire_get_certs_req(&msg, &cr), 0);
+	assert_string_equal(cr.module, "p11-kit");
+	assert_string_equal(cr.token_uri, "");
+	assert_int_equal(cr.card_wait, 3600);
+	assert_true(cr.debug);
+	piv_wire_certs_req_free(&cr);
+	piv_msg_clear(&msg);
+	assert_int_equal(piv_wire_put_certs_req(&msg, "m", "", "c", 3601, false), 0);
+	assert_int_equal(piv_wire_get_certs_req(&msg, &cr), -1);
+	assert_null(cr.module);
+	piv_msg_clear(&msg);
+	assert_int_equal(piv_wire_put_certs_req(&msg, "m", "", "c", 0, false), 0);
+	msg.buf[msg.len - 1] = 2; /* debug = 2 */
+	assert_int_equal(piv_wire_get_certs_req(&msg, &cr), -1);
+	msg.buf[msg.len - 1] = 1;
+	assert_int_equal(piv_msg_put_u32(&msg, 0), 0);
+	msg.rpos = 0;
+	assert_int_equal(piv_wire_get_certs_req(&msg, &cr), -1);
+	msg.type = PIV_MSG_REQ_SIGN; /* the right fields under another type */
+	msg.len -= 8;
+	msg.rpos = 0;
+	assert_int_equal(piv_wire_get_certs_req(&msg, &cr), -1);
+	piv_msg_clear(&msg);
+
+	/* REQ_SIGN */
+	assert_int_equal(sign_req_decodes(0, "123456", 32, "ec", "sha256", false), 0);
+	assert_int_equal(sign_req_decodes(0, "123456", 1024, "rsa", "sha384", false), 0);
+	assert_int_equal(sign_req_decodes(1, "", 32, "ec", "sha256", false), 0);
+	assert_int_equal(sign_req_decodes(1, "123456", 32, "ec", "sha256", false), -1);
+	assert_int_equal(sign_req_decodes(2, "", 32, "ec", "sha256", false), -1);
+	assert_int_equal(sign_req_decodes(0, "123456", 0, "ec", "sha256", false), -1);
+	assert_int_equal(sign_req_decodes(0, "123456", 1025, "ec", "sha256", false), -1);
+	assert_int_equal(sign_req_decodes(0, "123456", 32, "dsa", "sha256", false), -1);
+	assert_int_equal(sign_req_decodes(0, "123456", 32, "ec", "md5", false), -1);
+	assert_int_equal(sign_req_decodes(0, "123456", 32, "ec", "sha256", true), -1);
+
+	/* LOG: a priority above LOG_ERR comes down to LOG_ERR; escaped */
+	assert_int_equal(piv_wire_put_log(&msg, 0, "line\nforged"), 0);
+	assert_int_equal(piv_wire_get_log(&msg, &prio, text, sizeof(text)), 0);
+	assert_int_equal(prio, 3);
+	assert_string_equal(text, "line\\x0aforged");
+	piv_msg_clear(&msg);
+
+	/* CANDIDATE: the index must be the expected one; extra count bounded */
+	memset(&c, 0, sizeof(c));
+	c.token_label = (char *)"Alice";
+	c.token_serial = (char *)"42";
+	c.cert.data = der;
+	c.cert.len = sizeof(der);
+	c.n_extra = 1;
+	c.extra[0] = c.cert;
+	assert_int_equal(piv_wire_put_candidate(&msg, 1, &c), 0);
+	assert_int_equal(piv_wire_get_candidate(&msg, 0, &back), -1);
+	msg.rpos = 0;
+	assert_int_equal(piv_wire_get_candidate(&msg, 1, &back), 0);
+	assert_string_equal(back.token_label, "Alice");
+	assert_int_equal(back.n_extra, 1);
+	assert_memory_equal(back.extra[0].data, der, sizeof(der));
+	piv_card_candidate_free(&back);
+	piv_msg_clear(&msg);
+	piv_msg_init(&msg, PIV_MSG_CANDIDATE);
+	assert_int_equal(piv_msg_put_u32(&msg, 0), 0);
+	assert_int_equal(piv_msg_put_str(&msg, "A"), 0);
+	assert_int_equal(piv_msg_put_str(&msg, "1"), 0);
+	assert_int_equal(piv_msg_put_u32(&msg, 0), 0);
+	assert_int_equal(piv_msg_put(&msg, der, sizeof(der)), 0);
+	assert_int_equal(piv_msg_put_u32(&msg, PIV_MAX_EXTRA_CERTS + 1), 0);
+	for (int i = 0; i < PIV_MAX_EXTRA_CERTS + 1; i++)
+		assert_int_equal(piv_msg_put(&msg, der, sizeof(der)), 0);
+	assert_int_equal(piv_wire_get_candidate(&msg, 0, &back), -1);
+	assert_null(back.token_label);
+	piv_msg_clear(&msg);
+
+	/* END_CERTS: a NUL in the message is refused, the rest escaped */
+	assert_int_equal(piv_wire_put_end_certs(&msg, PIV_H_NO_CARD, "no \x1b[31mcard"), 0);
+	assert_int_equal(piv_wire_get_end_certs(&msg, &status, text, sizeof(text)), 0);
+	assert_int_equal(status, PIV_H_NO_CARD);
+	assert_string_equal(text, "no \\x1b[31mcard");
+	piv_msg_clear(&msg);
+	piv_msg_init(&msg, PIV_MSG_END_CERTS);
+	assert_int_equal(piv_msg_put_u32(&msg, 0), 0);
+	assert_int_equal(piv_msg_put(&msg, "a\0b", 3), 0);
+	assert_int_equal(piv_wire_get_end_certs(&msg, &status, text, sizeof(text)), -1);
+	piv_msg_clear(&msg);
+
+	/* SIGNED: at most PIV_MAX_SIG_LEN bytes of signature */
+	{
+		static const uint8_t sig[PIV_MAX_SIG_LEN + 1] = { 1 };
+		assert_int_equal(piv_wire_put_signed(&msg, 0, 0, 0x1041, sig, PIV_MAX_SIG_LEN, "ok"), 0);
+		assert_int_equal(piv_wire_get_signed(&msg, &res), 0);
+		assert_int_equal(res.sig_len, PIV_MAX_SIG_LEN);
+		assert_int_equal(res.mechanism, 0x1041);
+		assert_string_equal(res.message, "ok");
+		piv_sign_result_free(&res);
+		piv_msg_clear(&msg);
+		assert_int_equal(piv_wire_put_signed(&msg, 0, 0, 0, sig, sizeof(sig), ""), -1);
+		piv_msg_clear(&msg);
+		piv_msg_init(&msg, PIV_MSG_SIGNED);
+		for (int i = 0; i < 3; i++)
+			assert_int_equal(piv_msg_put_u32(&msg, 0), 0);
+		assert_int_equal(piv_msg_put(&msg, sig, sizeof(sig)), 0);
+		assert_int_equal(piv_msg_put_str(&msg, ""), 0);
+		assert_int_equal(piv_wire_get_signed(&msg, &res), -1);
+		assert_null(res.sig);
+		piv_msg_clear(&msg);
+	}
+}
+
 /* ---- signatures ------------------------------------------------------ */
 
 static X509 *
@@ -967,6 +1130,7 @@ main(void)
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_proto_roundtrip),
 		cmocka_unit_test(test_proto_malformed),
+		cmocka_unit_test(test_wire_decoders),
 		cmocka_unit_test(test_digest_info),
 		cmocka_unit_test(test_ecdsa),
 		cmocka_unit_test(test_rsa_verify),

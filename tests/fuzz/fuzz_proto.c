@@ -1,10 +1,9 @@
 /* Fuzz target: the module↔helper protocol (proto.h) from both ends.
  * Input: a mode byte, then
  *   mode bit 0 clear: one frame body (type byte and fields) for
- *     piv_msg_parse, then every decoder of both sides over it: the
- *     helper's REQ_CERTS and REQ_SIGN (helper.c, a program, so its get
- *     sequences are repeated here), the module's LOG, CANDIDATE and
- *     END_CERTS (card.c, static there, repeated here) and SIGNED;
+ *     piv_msg_parse, then every decoder of both sides over it (wire.h,
+ *     the ones helper.c and card.c call): REQ_CERTS, REQ_SIGN, LOG,
+ *     CANDIDATE, END_CERTS and SIGNED;
  *   mode bit 0 set: what a helper writes on the socket (whole frames with
  *     their lengths), read by the module's own piv_card_sign, whose
  *     signature is then checked like auth.c does (bits 1-2: the scheme).
@@ -25,6 +24,7 @@
 #include "prove.h"
 #include "proto.h"
 #include "util.h"
+#include "wire.h"
 
 static X509 *ec_cert, *rsa_cert;
 
@@ -46,162 +46,105 @@ check_reencoded(const struct piv_msg *msg, struct piv_msg *enc, const char *what
 	piv_msg_clear(enc);
 }
 
-/* helper.c do_certs */
 static void
 decode_req_certs(struct piv_msg *msg)
 {
-	char *module = NULL, *token_uri = NULL, *cert_uri = NULL;
-	uint32_t card_wait = 0, debug = 0;
+	struct piv_wire_certs_req r;
 	struct piv_msg enc;
 
 	msg->rpos = 0;
-	if (piv_msg_get_str(msg, &module) == 0 && piv_msg_get_str(msg, &token_uri) == 0 &&
-	    piv_msg_get_str(msg, &cert_uri) == 0 && piv_msg_get_u32(msg, &card_wait) == 0 &&
-	    piv_msg_get_u32(msg, &debug) == 0 && piv_msg_end(msg) == 0) {
-		piv_msg_init(&enc, PIV_MSG_REQ_CERTS);
-		FUZZ_CHECK(piv_msg_put_str(&enc, module) == 0 && piv_msg_put_str(&enc, token_uri) == 0 &&
-		           piv_msg_put_str(&enc, cert_uri) == 0 && piv_msg_put_u32(&enc, card_wait) == 0 &&
-		           piv_msg_put_u32(&enc, debug) == 0, "REQ_CERTS does not encode");
-		check_reencoded(msg, &enc, "REQ_CERTS decodes to another message");
-	}
-	free(module);
-	free(token_uri);
-	free(cert_uri);
+	if (piv_wire_get_certs_req(msg, &r) != 0)
+		return;
+	FUZZ_CHECK(r.card_wait <= PIV_WIRE_MAX_CARD_WAIT, "REQ_CERTS: card_wait out of range");
+	FUZZ_CHECK(piv_wire_put_certs_req(&enc, r.module, r.token_uri, r.cert_uri, r.card_wait,
+	                                  r.debug) == 0, "REQ_CERTS does not encode");
+	check_reencoded(msg, &enc, "REQ_CERTS decodes to another message");
+	piv_wire_certs_req_free(&r);
 }
 
-/* helper.c do_sign; returns whether the helper would accept it. */
+/* Returns whether the helper accepts it. */
 static bool
 decode_req_sign(struct piv_msg *msg)
 {
-	uint32_t index = 0, pinpad = 0;
-	char *pin = NULL, *kind = NULL, *hash_name = NULL;
-	const uint8_t *challenge = NULL;
-	size_t challenge_len = 0;
-	enum piv_hash hash;
+	struct piv_sign_request req;
 	struct piv_msg enc;
-	bool ok = false;
+	char *pin = NULL;
 
 	msg->rpos = 0;
-	if (piv_msg_get_u32(msg, &index) == 0 && piv_msg_get_u32(msg, &pinpad) == 0 &&
-	    piv_msg_get_str(msg, &pin) == 0 && piv_msg_get(msg, &challenge, &challenge_len) == 0 &&
-	    piv_msg_get_str(msg, &kind) == 0 && piv_msg_get_str(msg, &hash_name) == 0 &&
-	    piv_msg_end(msg) == 0) {
-		piv_msg_init(&enc, PIV_MSG_REQ_SIGN);
-		FUZZ_CHECK(piv_msg_put_u32(&enc, index) == 0 && piv_msg_put_u32(&enc, pinpad) == 0 &&
-		           piv_msg_put_str(&enc, pin) == 0 &&
-		           piv_msg_put(&enc, challenge, challenge_len) == 0 &&
-		           piv_msg_put_str(&enc, kind) == 0 && piv_msg_put_str(&enc, hash_name) == 0,
-		           "REQ_SIGN does not encode");
-		check_reencoded(msg, &enc, "REQ_SIGN decodes to another message");
-		ok = challenge_len > 0 && challenge_len <= 1024 &&
-		     piv_hash_from_name(hash_name, &hash) == 0 &&
-		     (strcmp(kind, "rsa") == 0 || strcmp(kind, "ec") == 0);
+	if (piv_wire_get_sign_req(msg, &req, &pin) != 0) {
+		FUZZ_CHECK(pin == NULL, "a refused REQ_SIGN kept its PIN");
+		return false;
 	}
+	FUZZ_CHECK(req.challenge_len > 0 && req.challenge_len <= PIV_WIRE_MAX_CHALLENGE,
+	           "REQ_SIGN: challenge length out of range");
+	FUZZ_CHECK(req.pinpad ? req.pin == NULL : req.pin == pin, "REQ_SIGN: PIN and PIN pad disagree");
+	FUZZ_CHECK(piv_wire_put_sign_req(&enc, &req) == 0, "REQ_SIGN does not encode");
+	check_reencoded(msg, &enc, "REQ_SIGN decodes to another message");
 	piv_free_secret(&pin);
-	free(kind);
-	free(hash_name);
-	return ok;
+	return true;
 }
 
-/* card.c forward_log */
 static void
 decode_log(struct piv_msg *msg)
 {
-	uint32_t prio = 0;
-	const uint8_t *text;
-	size_t len;
 	char esc[600];
+	int prio;
 
 	msg->rpos = 0;
-	if (piv_msg_get_u32(msg, &prio) != 0 || piv_msg_get(msg, &text, &len) != 0)
+	if (piv_wire_get_log(msg, &prio, esc, sizeof(esc)) != 0)
 		return;
-	piv_escape(text, len, esc, sizeof(esc));
+	FUZZ_CHECK(prio >= 3 && prio <= 7, "the helper raised a log priority above LOG_ERR");
 	FUZZ_CHECK(printable(esc), "an escaped log line is not log-safe");
 }
 
-/* card.c read_candidate */
 static void
 decode_candidate(struct piv_msg *msg)
 {
 	struct piv_card_candidate c;
-	uint32_t index, n_extra;
 	struct piv_msg enc;
-	bool ok = false;
 
-	memset(&c, 0, sizeof(c));
 	msg->rpos = 0;
-	if (piv_msg_get_u32(msg, &index) != 0 || index != 0 ||
-	    piv_msg_get_str(msg, &c.token_label) != 0 ||
-	    piv_msg_get_str(msg, &c.token_serial) != 0 ||
-	    piv_msg_get_u32(msg, &c.token_flags) != 0 ||
-	    piv_msg_get_dup(msg, &c.cert.data, &c.cert.len) != 0 ||
-	    piv_msg_get_u32(msg, &n_extra) != 0 || n_extra > PIV_MAX_EXTRA_CERTS)
-		goto out;
-	for (uint32_t i = 0; i < n_extra; i++) {
-		if (piv_msg_get_dup(msg, &c.extra[i].data, &c.extra[i].len) != 0)
-			goto out;
-		c.n_extra++;
+	if (piv_wire_get_candidate(msg, 0, &c) != 0) {
+		FUZZ_CHECK(c.token_label == NULL && c.cert.data == NULL && c.n_extra == 0,
+		           "a refused CANDIDATE left memory behind");
+		return;
 	}
-	ok = piv_msg_end(msg) == 0;
-out:
-	if (ok) {
-		piv_msg_init(&enc, PIV_MSG_CANDIDATE);
-		FUZZ_CHECK(piv_msg_put_u32(&enc, index) == 0 && piv_msg_put_str(&enc, c.token_label) == 0 &&
-		           piv_msg_put_str(&enc, c.token_serial) == 0 &&
-		           piv_msg_put_u32(&enc, c.token_flags) == 0 &&
-		           piv_msg_put(&enc, c.cert.data, c.cert.len) == 0 &&
-		           piv_msg_put_u32(&enc, (uint32_t)c.n_extra) == 0, "CANDIDATE does not encode");
-		for (size_t i = 0; i < c.n_extra; i++)
-			FUZZ_CHECK(piv_msg_put(&enc, c.extra[i].data, c.extra[i].len) == 0,
-			           "CANDIDATE does not encode");
-		check_reencoded(msg, &enc, "CANDIDATE decodes to another message");
-	}
-	free(c.token_label);
-	free(c.token_serial);
-	free(c.cert.data);
-	for (size_t i = 0; i < c.n_extra; i++)
-		free(c.extra[i].data);
+	FUZZ_CHECK(c.n_extra <= PIV_MAX_EXTRA_CERTS, "CANDIDATE: too many extra certificates");
+	FUZZ_CHECK(piv_wire_put_candidate(&enc, 0, &c) == 0, "CANDIDATE does not encode");
+	check_reencoded(msg, &enc, "CANDIDATE decodes to another message");
+	piv_card_candidate_free(&c);
 }
 
-/* card.c piv_card_open, END_CERTS */
 static void
 decode_end_certs(struct piv_msg *msg)
 {
 	uint32_t status;
-	char *text = NULL;
 	char message[256];
 
 	msg->rpos = 0;
-	if (piv_msg_get_u32(msg, &status) != 0 || piv_msg_get_str(msg, &text) != 0)
+	if (piv_wire_get_end_certs(msg, &status, message, sizeof(message)) != 0)
 		return;
-	piv_escape_str(text, message, sizeof(message));
 	FUZZ_CHECK(printable(message), "an escaped helper message is not log-safe");
-	free(text);
 }
 
-/* card.c piv_card_sign, SIGNED (the same sequence the module runs in
- * stream mode; here for the round trip) */
 static void
 decode_signed(struct piv_msg *msg)
 {
-	uint32_t status, flags, mechanism;
-	uint8_t *sig = NULL;
-	size_t sig_len = 0;
-	char *text = NULL;
+	struct piv_sign_result res;
 	struct piv_msg enc;
 
 	msg->rpos = 0;
-	if (piv_msg_get_u32(msg, &status) == 0 && piv_msg_get_u32(msg, &flags) == 0 &&
-	    piv_msg_get_u32(msg, &mechanism) == 0 && piv_msg_get_dup(msg, &sig, &sig_len) == 0 &&
-	    piv_msg_get_str(msg, &text) == 0 && piv_msg_end(msg) == 0) {
-		piv_msg_init(&enc, PIV_MSG_SIGNED);
-		FUZZ_CHECK(piv_msg_put_u32(&enc, status) == 0 && piv_msg_put_u32(&enc, flags) == 0 &&
-		           piv_msg_put_u32(&enc, mechanism) == 0 && piv_msg_put(&enc, sig, sig_len) == 0 &&
-		           piv_msg_put_str(&enc, text) == 0, "SIGNED does not encode");
-		check_reencoded(msg, &enc, "SIGNED decodes to another message");
+	if (piv_wire_get_signed(msg, &res) != 0) {
+		FUZZ_CHECK(res.sig == NULL && res.sig_len == 0, "a refused SIGNED left memory behind");
+		return;
 	}
-	free(sig);
-	free(text);
+	FUZZ_CHECK(res.sig_len <= PIV_MAX_SIG_LEN && printable(res.message),
+	           "SIGNED: an oversized signature or an unsafe message accepted");
+	FUZZ_CHECK(piv_wire_put_signed(&enc, res.helper_status, res.token_flags, res.mechanism,
+	                               res.sig, res.sig_len, res.message) == 0,
+	           "SIGNED does not encode");
+	piv_msg_clear(&enc);
+	piv_sign_result_free(&res);
 }
 
 /* The frame goes through a socket and comes back the same. */
