@@ -1698,6 +1698,8 @@ test_fault_table(void **state)
 	int helpers_before = count_helpers(), bad = 0;
 
 	(void)state;
+	if (helpers_before > 0) /* whose, and how old: for the record */
+		shell("ps -o pid,ppid,etimes,stat,args -C pam_piv_helper >&2 || true");
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		char fault[4400];
 		const char *at = strstr(rows[i].fault, "@FX@");
@@ -2187,6 +2189,17 @@ concurrent_child(const char *service)
 	before = count_fds();
 	run(service, "alice", PIN, 0, &o);
 	after = count_fds();
+	{
+		/* the login's time, for the figures (one short append each) */
+		char path[4200], line[32];
+		int fd, n = snprintf(line, sizeof(line), "%.3f\n", o.seconds);
+		snprintf(path, sizeof(path), "%s/concurrent-times", work);
+		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			(void)!write(fd, line, (size_t)n);
+			close(fd);
+		}
+	}
 	if (o.rv != PAM_SUCCESS)
 		fprintf(stderr, "%s: %s after %.2f s; the module said:\n%s\n", service,
 		        pam_strerror(NULL, o.rv), o.seconds, o.log ? o.log : "(nothing)");
@@ -2214,13 +2227,42 @@ concurrent_child(const char *service)
  * and the OCSP responder they use is killed and started again. */
 enum { N_CONCURRENT = 50 };
 
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* Median and maximum of the numbers in a file, one a line; their count. */
+static int
+file_stats(const char *path, double *median, double *max)
+{
+	double v[4 * N_CONCURRENT];
+	int n = 0;
+	FILE *f = fopen(path, "r");
+
+	*median = *max = 0;
+	while (f != NULL && n < (int)(sizeof(v) / sizeof(v[0])) && fscanf(f, "%lf", &v[n]) == 1)
+		n++;
+	if (f != NULL)
+		fclose(f);
+	if (n > 0) {
+		qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
+		*median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+		*max = v[n - 1];
+	}
+	return n;
+}
+
 static void
 test_concurrent_logins(void **state)
 {
 	pid_t pids[N_CONCURRENT];
 	char *extra = NULL, path[4200], service[32];
 	struct outcome o;
-	int failures = 0, fds_before, helpers_before;
+	int failures = 0, fds_before, helpers_before, helpers_after, n_times;
+	double round_s[2], median, slowest;
 
 	(void)state;
 	/* a responder of the test's own, to restart at will */
@@ -2247,9 +2289,12 @@ test_concurrent_logins(void **state)
 	helpers_before = count_helpers();
 	/* Two rounds, each on a cold cache: the logins race to fetch, store
 	 * and index the same CRLs and OCSP answers. */
+	shell("rm -f '%s/concurrent-times'", work);
 	for (int round = 0; round < 2; round++) {
+		double t0;
 		shell("rm -rf '%s'", cache_dir);
 		fflush(NULL);
+		t0 = now();
 		for (int i = 0; i < N_CONCURRENT; i++) {
 			pids[i] = fork();
 			assert_true(pids[i] >= 0);
@@ -2276,13 +2321,22 @@ test_concurrent_logins(void **state)
 				fprintf(stderr, "round %d login %d failed (status 0x%x)\n", round, i, status);
 			}
 		}
+		round_s[round] = now() - t0;
 	}
 	shell("kill $(cat '%s/ocsp-8891.pid') 2>/dev/null || true", work);
 	assert_int_equal(failures, 0);
 	/* nothing left behind: no helper, no descriptor */
 	/* no more helpers than before (one of an earlier test may have ended) */
-	assert_true(count_helpers_settled(helpers_before) <= helpers_before);
+	helpers_after = count_helpers_settled(helpers_before);
+	assert_true(helpers_after <= helpers_before);
 	assert_int_equal(count_fds(), fds_before);
+	snprintf(path, sizeof(path), "%s/concurrent-times", work);
+	n_times = file_stats(path, &median, &slowest);
+	assert_int_equal(n_times, 2 * N_CONCURRENT);
+	print_message("load: %d logins at once, 2 rounds on a cold cache: %.1f s and %.1f s a round; "
+	              "a login: median %.2f s, slowest %.2f s; descriptors %d before and after; "
+	              "helpers %d before, %d after\n", N_CONCURRENT, round_s[0], round_s[1], median,
+	              slowest, fds_before, helpers_before, helpers_after);
 	/* every file in the cache is whole: each index opens, each OCSP
 	 * answer parses (pam-piv-check would say otherwise) */
 	shell("for f in '%s'/*; do [ -s \"$f\" ] || { echo \"empty $f\"; exit 1; }; done; "
@@ -2836,6 +2890,22 @@ test_pin_never_logged(void **state)
  * process: no descriptor may be left behind. pam-tests.sh runs this case
  * once more under valgrind (--leak-check=full --error-exitcode=1), which
  * catches leaks and invalid accesses in the module. */
+/* The process's resident set, from /proc. */
+static long
+rss_kb(void)
+{
+	char line[256];
+	long kb = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return kb;
+}
+
 static void
 test_soak(void **state)
 {
@@ -2854,6 +2924,8 @@ test_soak(void **state)
 	};
 	const char *n_env = getenv("PIV_SOAK_LOGINS");
 	int n = n_env ? atoi(n_env) : 200, fds = -1;
+	long rss_warm = 0;
+	double t0 = now();
 	struct outcome o;
 
 	(void)state;
@@ -2868,11 +2940,17 @@ test_soak(void **state)
 		}
 		outcome_free(&o);
 		/* after a warm-up round, the count of descriptors never moves */
-		if (i == (int)(sizeof(kinds) / sizeof(kinds[0])))
+		if (i == (int)(sizeof(kinds) / sizeof(kinds[0]))) {
 			fds = count_fds();
-		else if (fds >= 0 && k == 0)
+			rss_warm = rss_kb();
+		} else if (fds >= 0 && k == 0) {
 			assert_int_equal(count_fds(), fds);
+		}
 	}
+	print_message("soak: %d mixed logins in one process in %.1f s (%.0f ms each); RSS %ld kB "
+	              "after the first %zu, %ld kB at the end; %d descriptors throughout\n", n,
+	              now() - t0, (now() - t0) * 1000 / (n > 0 ? n : 1), rss_warm,
+	              sizeof(kinds) / sizeof(kinds[0]), rss_kb(), fds);
 }
 
 /* ---- pam-piv-check ---------------------------------------------------- */
