@@ -422,7 +422,9 @@ check() { # NAME WHY CONDITION...: ok if the condition (a command) holds
 
 # ---- 1. pam-piv-authorized-keys as the AuthorizedKeysCommandUser ---------
 keys_as_nobody() { # USER: output in $LOGS/keys-USER.out and .err, status keys_rc
-	keys_out=$LOGS/keys-$1.out keys_err=$LOGS/keys-$1.err
+	# (the user may be a hostile name: not part of a path)
+	keys_file=$LOGS/keys-$(printf '%s' "$1" | tr -c 'A-Za-z0-9_-' '_')
+	keys_out=$keys_file.out keys_err=$keys_file.err
 	keys_rc=0
 	env -i PATH=/usr/bin:/bin setpriv --reuid=65534 --regid=65534 --clear-groups \
 		"$S/pam-piv-authorized-keys" --config "$CONF" "$1" \
@@ -459,8 +461,8 @@ keys_as_nobody nosuchuser
 keys_check "1d keys command: an unknown user gets nothing, exit 0" "output or failure" \
 	eval '[ "$keys_rc" = 0 ] && [ ! -s "$keys_out" ]'
 keys_as_nobody '../etc/x'
-keys_check "1e keys command: '../etc/x' gets nothing" "printed keys" \
-	eval '[ ! -s "$keys_out" ]'
+keys_check "1e keys command: '../etc/x' gets nothing" "printed keys, or refused for another reason" \
+	eval '[ -f "$keys_out" ] && [ ! -s "$keys_out" ] && grep -q "not a valid account name" "$keys_err"'
 
 # ---- 2-4. publickey, the keys from AuthorizedKeysCommand -------------------
 start_sshd keys
