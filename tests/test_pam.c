@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <pwd.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -39,6 +40,7 @@ static const char *http_port; /* its port */
 static const char *check_tool; /* pam-piv-check */
 static int count_helpers(void);
 static int count_helpers_settled(int expected);
+static void check_helper_counter(void);
 static int count_fds(void);
 static const char *keys_tool;  /* pam-piv-authorized-keys */
 
@@ -1695,9 +1697,11 @@ test_fault_table(void **state)
 		{ "P11SHIM_SLOTS=64", "alice", "000000", PAM_AUTH_ERR, true },
 	};
 	struct outcome o;
-	int helpers_before = count_helpers(), bad = 0;
+	int helpers_before, bad = 0;
 
 	(void)state;
+	check_helper_counter();
+	helpers_before = count_helpers();
 	if (helpers_before > 0) /* whose, and how old: for the record */
 		shell("ps -o pid,ppid,etimes,stat,args -C pam_piv_helper >&2 || true");
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
@@ -2115,19 +2119,81 @@ count_fds(void)
 	return n;
 }
 
-/* Processes whose command line names this test's cards: helpers (and
- * their PKCS#11 work) left behind. */
+/* The whole of a /proc file (NUL bytes kept) in buf; its length, or -1. */
+static ssize_t
+read_proc(const char *pid, const char *name, char *buf, size_t size)
+{
+	char path[300];
+	ssize_t n, len = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%s/%s", pid, name);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	while (len < (ssize_t)size && (n = read(fd, buf + len, size - (size_t)len)) > 0)
+		len += n;
+	close(fd);
+	return len;
+}
+
+/* Helpers of this run: processes started as pam_piv_helper whose
+ * SOFTHSM2_CONF (every test configuration sets it) points into this run's
+ * fixtures. Helpers of another run on the machine do not count. */
 static int
 count_helpers_now(void)
 {
-	int n = -1;
-	FILE *p = popen("pgrep -c -f '^pam_piv_helper' 2>/dev/null || true", "r");
+	char want[4300], buf[65536];
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int n = 0;
 
-	assert_non_null(p);
-	if (fscanf(p, "%d", &n) != 1)
-		n = 0;
-	pclose(p);
+	assert_non_null(d);
+	snprintf(want, sizeof(want), "SOFTHSM2_CONF=%s/", fx);
+	while ((de = readdir(d)) != NULL) {
+		ssize_t len;
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		len = read_proc(de->d_name, "cmdline", buf, sizeof(buf) - 1);
+		if (len <= 0 || strcmp(buf, "pam_piv_helper") != 0)
+			continue;
+		len = read_proc(de->d_name, "environ", buf, sizeof(buf) - 1);
+		for (ssize_t i = 0; i < len; i += (ssize_t)strlen(buf + i) + 1) {
+			buf[len] = '\0';
+			if (strncmp(buf + i, want, strlen(want)) == 0) {
+				n++;
+				break;
+			}
+		}
+	}
+	closedir(d);
 	return n;
+}
+
+/* The counter sees a helper of this run, and only while it lives: a
+ * counter that always said 0 would make every "no helper left" vacuous. */
+static void
+check_helper_counter(void)
+{
+	char env[4400];
+	char *const envp[] = { env, NULL };
+	int before = count_helpers_now(), status;
+	pid_t pid;
+
+	snprintf(env, sizeof(env), "SOFTHSM2_CONF=%s/tok/none/softhsm2.conf", fx);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execle("/bin/sleep", "pam_piv_helper", "30", (char *)NULL, envp);
+		_exit(127);
+	}
+	for (int i = 0; i < 50 && count_helpers_now() == before; i++) {
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(count_helpers_now(), before + 1);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(count_helpers_now(), before);
 }
 
 /* The helpers alive; a helper that was just killed and reaped may still be
