@@ -365,7 +365,8 @@ check_ldap_settings(struct loader *ld, const char *where)
  * everything in it. Nested repetitions multiply, so a short rule can ask for
  * gigabytes ("O++++…" with 25 of them did, found by fuzz_conf). Estimate the
  * tree that way and refuse a rule above PIV_MATCH_MAX_NODES; a repetition
- * stacked on a repetition means nothing and is refused outright. */
+ * stacked on a repetition means nothing and is refused outright, and so is
+ * a back-reference, which makes regexec backtrack. */
 #define PIV_MATCH_MAX_NODES 4096
 #define PIV_MATCH_MAX_DEPTH 32
 
@@ -447,7 +448,11 @@ match_rule_too_costly(const char *match)
 		}
 		st[depth].done = sat_add(st[depth].done, st[depth].last);
 		st[depth].last = *p == '|' ? 0 : 1;
-		if (*p == '\\' && p[1] != '\0') {
+		if (*p == '\\' && p[1] >= '1' && p[1] <= '9') {
+			/* glibc matches back-references by backtracking: time
+			 * exponential in the length of the certificate's field */
+			return "a back-reference (\\1 to \\9) can make matching take exponential time";
+		} else if (*p == '\\' && p[1] != '\0') {
 			end = p + 2;
 		} else if (*p == '[') {
 			/* a bracket expression is one node: skip to its ']' */

@@ -344,12 +344,15 @@ test_conf_match_cost(void **state)
 		{ "<SUBJECT>^a{99999999999999999999}$", "too much memory" },
 		{ "<SUBJECT>((((((((((((((((((((((((((((((((((x))))))))))))))))))))))))))))))))))",
 		  "nested too deep" },
+		{ "<SUBJECT>^CN=(a*)*\\1$", "back-reference" },
+		{ "<SUBJECT>^CN=(.*),O=\\1$", "back-reference" },
 		/* accepted: what sites write, and repetitions that only look stacked */
 		{ "<SUBJECT>^CN=[a-z]+ [a-z]+,OU=[A-Z]{2,8},O=Example$", NULL },
 		{ "<SAN:ntPrincipalName>.*@EXAMPLE\\.COM", NULL },
 		{ "||<ISSUER>^CN=[^,]+ CA [0-9]{1,3}(,.*)?$<ISSUER>^CN=Other,O=x|y$", NULL },
 		{ "<SUBJECT>^CN=a\\+\\+b,O=[+*]+$", NULL },
 		{ "<SUBJECT>^CN=[[:alpha:]]+[[:digit:]]{0,4}$", NULL },
+		{ "<SUBJECT>^CN=[\\1]x\\.y$", NULL }, /* a backslash in brackets is itself */
 		{ "<SUBJECT>^(((((((((O+)+)+)+)+)+)+)+)+)$", NULL }, /* about 2^10 nodes */
 		{ "&&<KU>digitalSignature<EKU>clientAuth", NULL },
 	};
