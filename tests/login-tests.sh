@@ -17,9 +17,8 @@ ALICE_PW=alice-login-pw
 failed=0
 secdir=
 
-say() { printf '%s\n' "$*"; }
-ok() { say "ok - $1"; }
-not_ok() { say "not ok - $1"; failed=1; }
+# shellcheck source=tests/real-lib.sh
+. "$top_srcdir/tests/real-lib.sh"
 
 cleanup() {
 	for m in /var/lib/pam /usr/share/pam-configs /etc/pam.d /etc/shadow /etc/group /etc/passwd \
@@ -30,14 +29,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-for crl in inter root inter2; do
-	cp "$PIV_FX/pki/crl/$crl.crl" "$PIV_WWW/$crl.crl"
-done
-printf 'normal' > "$PIV_WWW/.mode"
-
-mkdir -p "$STAGE"
-mount -t tmpfs -o mode=0755 tmpfs "$STAGE"
-install -m 0755 "$PIV_HELPER" "$STAGE/pam_piv_helper"
+serve_crls
+stage_tmpfs
 
 # The samples name the module "pam_piv.so", as an installed system would:
 # a copy of the module directory with the built module in it.
@@ -48,32 +41,10 @@ cp -a "$secdir/." "$STAGE/security/"
 install -m 0644 "$PIV_MODULE" "$STAGE/security/pam_piv.so"
 mount --bind "$STAGE/security" "$secdir"
 
-conf() { # SCENARIO
-	{
-		printf 'pkcs11_module = %s\n' "$SOFTHSM2_MODULE"
-		printf 'ca_file = %s/pki/ca/root.pem\n' "$PIV_FX"
-		printf 'intermediates = %s/pki/intermediates.pem\n' "$PIV_FX"
-		printf 'revocation = ocsp,crl\ncache_dir = %s/cache\n' "$STAGE"
-		printf 'helper = %s/pam_piv_helper\n' "$STAGE"
-		printf 'helper_env = SOFTHSM2_CONF=%s/tok/%s/softhsm2.conf\n' "$PIV_FX" "$1"
-		printf 'fail_delay = 0\n'
-	} > "$STAGE/pam_piv.conf"
-	chmod 0644 "$STAGE/pam_piv.conf"
-}
+conf() { write_conf "$1"; } # SCENARIO
 
 # Accounts: root, nobody, alice with a password, bob.
-hash=$(openssl passwd -6 "$ALICE_PW")
-grep -E '^(root|nobody):' /etc/passwd > "$STAGE/passwd"
-printf 'alice:x:1001:1001:Alice:/:/bin/sh\nbob:x:1002:1002:Bob:/:/bin/sh\n' >> "$STAGE/passwd"
-grep -E '^(root|nogroup|shadow):' /etc/group > "$STAGE/group"
-printf 'alice:x:1001:\nbob:x:1002:\n' >> "$STAGE/group"
-printf 'root:*:19000:0:99999:7:::\nalice:%s:19000:0:99999:7:::\nbob:*:19000:0:99999:7:::\n' \
-	"$hash" > "$STAGE/shadow"
-chmod 0644 "$STAGE/passwd" "$STAGE/group"
-chmod 0640 "$STAGE/shadow"
-mount --bind "$STAGE/passwd" /etc/passwd
-mount --bind "$STAGE/group" /etc/group
-mount --bind "$STAGE/shadow" /etc/shadow
+stage_accounts / "$ALICE_PW"
 
 # /etc/pam.d: a copy of the system's, with the login sample pointed at this
 # configuration (config= is the only change).

@@ -24,9 +24,8 @@ ALICE_PW=alice-secret-pw
 failed=0
 agent_pid=
 
-say() { printf '%s\n' "$*"; }
-ok() { say "ok - $1"; }
-not_ok() { say "not ok - $1"; failed=1; }
+# shellcheck source=tests/real-lib.sh
+. "$top_srcdir/tests/real-lib.sh"
 
 cleanup() {
 	[ -z "$agent_pid" ] || kill "$agent_pid" 2>/dev/null || true
@@ -37,55 +36,23 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# The CRLs the certificates point to, served as they are (a test before
-# may have left the server misbehaving).
 : "${PIV_WWW:?}"
-for crl in inter root inter2; do
-	cp "$PIV_FX/pki/crl/$crl.crl" "$PIV_WWW/$crl.crl"
-done
-printf 'normal' > "$PIV_WWW/.mode"
-
-mkdir -p "$STAGE"
-mount -t tmpfs -o mode=0755 tmpfs "$STAGE"
+serve_crls
+stage_tmpfs
 install -m 0755 "$PIV_MODULE" "$STAGE/pam_piv.so"
-install -m 0755 "$PIV_HELPER" "$STAGE/pam_piv_helper"
 mkdir -m 0755 "$STAGE/certs" "$STAGE/home"
 cat "$PIV_FX/pki/alice-p256.crt" > "$STAGE/certs/alice.pem"
 chmod 0644 "$STAGE/certs/alice.pem"
 
 # conf SCENARIO [more lines]: pam_piv.conf for the card in tok/SCENARIO
 conf() {
-	{
-		printf 'pkcs11_module = %s\n' "$SOFTHSM2_MODULE"
-		printf 'ca_file = %s/pki/ca/root.pem\n' "$PIV_FX"
-		printf 'intermediates = %s/pki/intermediates.pem\n' "$PIV_FX"
-		printf 'revocation = ocsp,crl\ncache_dir = %s/cache\n' "$STAGE"
-		printf 'helper = %s/pam_piv_helper\n' "$STAGE"
-		printf 'helper_env = SOFTHSM2_CONF=%s/tok/%s/softhsm2.conf\n' "$PIV_FX" "$1"
-		printf 'cert_source = dir:%s/certs\n' "$STAGE"
-		printf 'fail_delay = 0\ndebug = yes\n'
-		[ $# -lt 2 ] || printf '%s\n' "$2"
-	} > "$STAGE/pam_piv.conf"
-	chmod 0644 "$STAGE/pam_piv.conf"
+	write_conf "$1" "cert_source = dir:$STAGE/certs
+debug = yes${2:+
+$2}"
 }
 
 # Accounts: root, nobody, alice (password ALICE_PW) and bob.
-hash=$(openssl passwd -6 "$ALICE_PW")
-grep -E '^(root|nobody):' /etc/passwd > "$STAGE/passwd"
-printf 'alice:x:1001:1001:Alice:%s/home:/bin/sh\nbob:x:1002:1002:Bob:%s/home:/bin/sh\n' \
-	"$STAGE" "$STAGE" >> "$STAGE/passwd"
-grep -E '^(root|nogroup|shadow):' /etc/group > "$STAGE/group"
-printf 'alice:x:1001:\nbob:x:1002:\n' >> "$STAGE/group"
-{
-	printf 'root:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n'
-	printf 'alice:%s:19000:0:99999:7:::\nbob:*:19000:0:99999:7:::\n' "$hash"
-} > "$STAGE/shadow"
-chmod 0644 "$STAGE/passwd" "$STAGE/group"
-chmod 0640 "$STAGE/shadow"
-chgrp shadow "$STAGE/shadow" 2>/dev/null || true
-mount --bind "$STAGE/passwd" /etc/passwd
-mount --bind "$STAGE/group" /etc/group
-mount --bind "$STAGE/shadow" /etc/shadow
+stage_accounts "$STAGE/home" "$ALICE_PW"
 
 # sudoers: alice may become root; no cached authentication between cases;
 # SSH_AUTH_SOCK kept for the agent case (as pam.d/sudo says).
