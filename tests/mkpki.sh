@@ -588,7 +588,7 @@ case $v in
 esac
 # wrong CRLs for a good card: what openssl says (X509_V_ERR_*)
 for x in inter-badsig.crl:8 inter-forged.crl:8 inter-expired.crl:12 inter-future.crl:11 \
-	inter-critical.crl:36 inter-by-other.crl:3 inter-delta.crl:3; do
+	inter-critical.crl:36 inter-by-other.crl:3; do
 	v=$(vfy "$OUT/alice-p256.crt" inter "${x%:*}" root.crl) &&
 		die "alice-p256 unexpectedly verifies with ${x%:*}"
 	case $v in
@@ -596,6 +596,14 @@ for x in inter-badsig.crl:8 inter-forged.crl:8 inter-expired.crl:12 inter-future
 	*) die "${x%:*}: alice-p256 fails for the wrong reason: $v" ;;
 	esac
 done
+# The delta CRL is checked for what it is, not for what `openssl verify`
+# makes of it: OpenSSL before 3.0.20 took a lone delta CRL for a complete
+# one (openssl/openssl#31040) and later releases refuse it. pam_piv's own
+# refusal is what test_crl and test_pam assert.
+case $(openssl crl -inform DER -in "$CRL/inter-delta.crl" -noout -text 2>&1) in
+*"Delta CRL Indicator: critical"*) ;;
+*) die "inter-delta.crl has no critical deltaCRLIndicator" ;;
+esac
 for x in inter-empty.crl inter-nonext.crl; do
 	v=$(vfy "$OUT/alice-revoked.crt" inter "$x" root.crl) ||
 		die "alice-revoked does not verify with $x: $v"
