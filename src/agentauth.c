@@ -1,9 +1,10 @@
 /* The agent login (see agentauth.h).
  *
  * The socket path comes from the user's environment, so it proves
- * nothing by itself: it is opened with the file-system identity of the
- * user being authenticated (setfsuid, per thread, no fork), must be the
- * user's own socket, and the peer must run as the user (agent.c checks
+ * nothing by itself. The agent is used only when the user being
+ * authenticated is the user who invoked the program; the socket is opened
+ * with that user's file-system identity (setfsuid, per thread, no fork),
+ * must be their own socket, and the peer must run as them (agent.c checks
  * both). What is signed is OpenSSH's SSHSIG form with our own namespace,
  * so the signature can never pass for an SSH session or another
  * application's. */
@@ -11,6 +12,7 @@
 #include "agentauth.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,8 +62,28 @@ valid_keys_free(struct valid_keys *v)
 	memset(v, 0, sizeof(*v));
 }
 
-/* Connect with the user's file-system identity, so that only a socket
- * the user could open is opened. */
+int
+piv_agent_caller_check(uid_t real_uid, uid_t user_uid, const char *ruser, const uid_t *ruser_uid,
+                       char *why, size_t why_size)
+{
+	char esc[300];
+
+	if (real_uid != user_uid) {
+		piv_fmt(why, why_size, "not used: the user being authenticated (uid %ju) is not the "
+		        "invoking user (uid %ju), whose agent it would be", (uintmax_t)user_uid,
+		        (uintmax_t)real_uid);
+		return -1;
+	}
+	if (ruser != NULL && *ruser != '\0' && (ruser_uid == NULL || *ruser_uid != user_uid)) {
+		piv_fmt(why, why_size, "not used: the user being authenticated is not the requesting "
+		        "user %s (PAM_RUSER)", piv_escape_str(ruser, esc, sizeof(esc)));
+		return -1;
+	}
+	return 0;
+}
+
+/* Connect with the invoking user's file-system identity, so that only a
+ * socket that user could open is opened. */
 static int
 connect_as_user(const struct piv_agent_login *login, int64_t deadline, int *fd, char *why,
                 size_t why_size)

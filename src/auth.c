@@ -246,11 +246,13 @@ agent_login(struct auth_run *run, const struct piv_trust *trust, const char *use
 	struct piv_agent_login login = { user, 0, 0, NULL, ui->service };
 	struct piv_agent_result ar;
 	enum piv_status st;
+	char why[300];
 
-	if (user == NULL || ui->account_ids == NULL || ui->agent_socket == NULL ||
-	    ui->account_ids(ui->ud, user, &login.uid, &login.gid) != 0) {
+	piv_fmt(why, sizeof(why), "%s", user == NULL ? "a user name is needed" : "not available here");
+	if (user == NULL || ui->agent_caller == NULL || ui->agent_socket == NULL ||
+	    ui->agent_caller(ui->ud, user, &login.uid, &login.gid, why, sizeof(why)) != 0) {
 		piv_fmt(run->res->reason, sizeof(run->res->reason), "%s; agent: %s", card_message,
-		         user == NULL ? "a user name is needed" : "unknown account");
+		         why);
 		user_error(run, PIV_E_NO_CARD, user);
 		return PIV_E_NO_CARD;
 	}

@@ -28,9 +28,12 @@ struct piv_ui {
 	                  const struct piv_blob *extras, size_t n_extras);
 	/* Optional: the verdict on that certificate (assess.h) before any PIN. */
 	void (*verdict)(void *ud, size_t index, enum piv_status status, const char *why);
-	/* For agent = yes: the account's uid and gid (0 or -1), SSH_AUTH_SOCK
-	 * (or NULL), and the service name that goes into what is signed. */
-	int (*account_ids)(void *ud, const char *name, uid_t *uid, gid_t *gid);
+	/* For agent = yes: whether the agent may prove this PAM user: 0 and
+	 * the invoking user's uid and gid when the PAM user is the invoking
+	 * user (piv_agent_caller_check), -1 and why otherwise; SSH_AUTH_SOCK
+	 * (or NULL); and the service name that goes into what is signed. */
+	int (*agent_caller)(void *ud, const char *user, uid_t *uid, gid_t *gid, char *why,
+	                    size_t why_size);
 	const char *(*agent_socket)(void *ud);
 	const char *service;
 };

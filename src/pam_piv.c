@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #define PAM_SM_AUTH
 #define PAM_SM_ACCOUNT
@@ -18,6 +19,7 @@
 #include <security/pam_modules.h>
 #include <security/pam_modutil.h>
 
+#include "agentauth.h"
 #include "assess.h"
 #include "auth.h"
 #include "conf.h"
@@ -83,16 +85,36 @@ ui_account_exists(void *ud, const char *name)
 	return pam_modutil_getpwnam(ctx->pamh, name) != NULL;
 }
 
+/* agent = yes: the agent is the invoking user's, so it may only prove
+ * the invoking user (agentauth.h); the socket is opened as that user. */
 static int
-ui_account_ids(void *ud, const char *name, uid_t *uid, gid_t *gid)
+ui_agent_caller(void *ud, const char *user, uid_t *uid, gid_t *gid, char *why, size_t why_size)
 {
 	struct pam_ui_ctx *ctx = ud;
-	struct passwd *pw = pam_modutil_getpwnam(ctx->pamh, name);
+	struct passwd *pw = pam_modutil_getpwnam(ctx->pamh, user);
+	const void *item = NULL;
+	const char *ruser = NULL;
+	uid_t user_uid, ruser_uid;
+	bool ruser_known = false;
 
-	if (pw == NULL)
+	if (pw == NULL) {
+		snprintf(why, why_size, "unknown account");
 		return -1;
-	*uid = pw->pw_uid;
-	*gid = pw->pw_gid;
+	}
+	user_uid = pw->pw_uid;
+	if (pam_get_item(ctx->pamh, PAM_RUSER, &item) == PAM_SUCCESS && item != NULL &&
+	    *(const char *)item != '\0') {
+		ruser = item;
+		if ((pw = pam_modutil_getpwnam(ctx->pamh, ruser)) != NULL) {
+			ruser_uid = pw->pw_uid;
+			ruser_known = true;
+		}
+	}
+	if (piv_agent_caller_check(getuid(), user_uid, ruser, ruser_known ? &ruser_uid : NULL, why,
+	                           why_size) != 0)
+		return -1;
+	*uid = getuid();
+	*gid = getgid();
 	return 0;
 }
 
@@ -138,7 +160,7 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
 	struct pam_ui_ctx ctx = { pamh, (flags & PAM_SILENT) != 0, false };
 	struct piv_ui ui = { &ctx, ui_ask_pin, ui_info, ui_error, ui_log, ui_account_exists, NULL,
-	                     NULL, ui_account_ids, ui_agent_socket, NULL };
+	                     NULL, ui_agent_caller, ui_agent_socket, NULL };
 	struct piv_conf conf;
 	struct piv_conf_error err;
 	struct piv_auth_result *res = NULL;

@@ -28,8 +28,8 @@ agent_pid=
 . "$top_srcdir/tests/real-lib.sh"
 
 cleanup() {
-	[ -z "$agent_pid" ] || kill "$agent_pid" 2>/dev/null || true
-	for m in /etc/sudoers /etc/pam.d/sudo /etc/shadow /etc/group /etc/passwd "$STAGE"; do
+	[ -z "$agent_pid" ] || kill $agent_pid 2>/dev/null || true
+	for m in /etc/sudoers /etc/sudoers /etc/pam.d/su /etc/pam.d/sudo /etc/shadow /etc/group /etc/passwd "$STAGE"; do
 		umount "$m" 2>/dev/null || true
 	done
 	rmdir "$STAGE" 2>/dev/null || true
@@ -148,5 +148,68 @@ cat "$PIV_FX/pki/alice-p256.crt" > "$STAGE/certs/alice.pem"
 SSH_AUTH_SOCK=
 sudo_case "agent: none forwarded, back to the password" empty "$ALICE_PW
 " 0 "password for alice: 0"
+
+# Another user's agent. Bob's agent holds bob's card key, in a directory
+# only bob can enter. Alice points SSH_AUTH_SOCK at it and asks to become
+# bob: with su, and with sudo's targetpw (the PAM user is then the target).
+# pam_piv must not open bob's socket for her: the agent proves only the
+# user who invoked the program.
+bdir=$STAGE/bob-agent
+mkdir -m 0700 "$bdir"
+cp -a "$PIV_FX/tok/bob" "$bdir/tok"
+sed -i "s|$PIV_FX/tok/bob|$bdir/tok|" "$bdir/tok/softhsm2.conf"
+cp "$adir/askpass" "$bdir/askpass"
+chown -R 1002:1002 "$bdir"
+env -i PATH=/usr/bin:/bin SOFTHSM2_CONF="$bdir/tok/softhsm2.conf" \
+	setpriv --reuid=1002 --regid=1002 --init-groups timeout 120 \
+	ssh-agent -D -a "$bdir/sock" >"$STAGE/bob-agent.log" 2>&1 &
+agent_pid="$agent_pid $!"
+i=0
+while [ ! -S "$bdir/sock" ] && [ "$i" -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+SSH_AUTH_SOCK=$bdir/sock SSH_ASKPASS=$bdir/askpass SSH_ASKPASS_REQUIRE=force \
+	setpriv --reuid=1002 --regid=1002 --init-groups timeout 60 \
+	ssh-add -s "$SOFTHSM2_MODULE" </dev/null >/dev/null 2>&1 ||
+	{ say "sudo-tests: ssh-add -s for bob failed"; cat "$STAGE/bob-agent.log"; exit 1; }
+cat "$PIV_FX/pki/bob-p256.crt" > "$STAGE/certs/bob.pem"
+chmod 0644 "$STAGE/certs/bob.pem"
+
+# su with the sample's agent line (pam.d/su is the sudo sample's stack:
+# pam_piv agent, then common-auth)
+mount --bind "$STAGE/pam.sudo-agent" /etc/pam.d/su 2>/dev/null ||
+	{ touch /etc/pam.d/su; mount --bind "$STAGE/pam.sudo-agent" /etc/pam.d/su; }
+# su_case NAME SOCKET TARGET INPUT WANT_RC WANT_TEXT [NOT_TEXT]
+su_case() {
+	conf empty
+	SSH_AUTH_SOCK=$2
+	as_alice "$4" su "$3" -c 'id -u'
+	case $rc:$out in
+	*"${7:-@@none@@}"*) not_ok "$1: '$7' in the output"; printf '%s\n' "$out" | sed 's/^/#   /' ;;
+	"$5":*"$6"*) ok "$1" ;;
+	*) not_ok "$1: rc=$rc, wanted $5 and '$6'"; printf '%s\n' "$out" | sed 's/^/#   /' ;;
+	esac
+}
+su_case "su alice: alice's own agent proves her" "$adir/sock" alice "" 0 "1001"
+su_case "su bob: bob's agent socket does not answer for alice" "$bdir/sock" bob "" 1 \
+	"Authentication failure" "1002"
+umount /etc/pam.d/su
+
+# sudo -u bob with targetpw: the PAM user is bob
+sed 's/^Defaults !lecture/Defaults targetpw, !lecture/' "$STAGE/sudoers" > "$STAGE/sudoers-targetpw"
+chmod 0440 "$STAGE/sudoers-targetpw"
+mount --bind "$STAGE/sudoers-targetpw" /etc/sudoers
+SSH_AUTH_SOCK=$bdir/sock
+sudo_target_case() {
+	conf empty
+	as_alice "$2" sudo -S -u bob id -u
+	case $rc:$out in
+	*"1002"*) not_ok "$1: alice became bob"; printf '%s\n' "$out" | sed 's/^/#   /' ;;
+	"$3":*"$4"*) ok "$1" ;;
+	*) not_ok "$1: rc=$rc, wanted $3 and '$4'"; printf '%s\n' "$out" | sed 's/^/#   /' ;;
+	esac
+}
+sudo_target_case "sudo targetpw -u bob: bob's agent socket does not answer for alice" "" 1 \
+	"password for bob"
+SSH_AUTH_SOCK=
+umount /etc/sudoers
 
 exit "$failed"

@@ -2487,35 +2487,45 @@ test_crl_unsafe_cache_dir(void **state)
 
 /* ---- agent = yes: sudo over ssh with a forwarded ssh-agent ---------- */
 
-static char agent_dir[64];
+/* Up to two agents: alice's (uid 1001) and bob's (uid 1002). */
+static char agent_dirs[2][64];
 
-/* A real ssh-agent running as alice (uid 1001), holding the key of the
- * SCENARIO card through PKCS#11 (ssh-add -s), as a forwarded agent would.
- * (Not under pam_wrapper: its constructor ends any process that cannot
- * read the service directory, as alice cannot.) */
-static void
-start_agent(const char *scenario)
+/* A real ssh-agent running as uid (1001 alice, 1002 bob), holding the key
+ * of the SCENARIO card through PKCS#11 (ssh-add -s), as a forwarded agent
+ * would, in a directory only that user can enter. SSH_AUTH_SOCK names its
+ * socket. (Not under pam_wrapper: its constructor ends any process that
+ * cannot read the service directory, as the user cannot.) */
+static const char *
+start_agent_as(const char *scenario, unsigned uid)
 {
-	snprintf(agent_dir, sizeof(agent_dir), "/tmp/piv-agent.XXXXXX");
-	assert_non_null(mkdtemp(agent_dir));
+	char *dir = agent_dirs[uid == 1001 ? 0 : 1];
+	static char sock[2][100];
+	char *path = sock[uid == 1001 ? 0 : 1];
+
+	snprintf(dir, sizeof(agent_dirs[0]), "/tmp/piv-agent.XXXXXX");
+	assert_non_null(mkdtemp(dir));
 	shell("cp -a '%s/tok/%s' '%s/tok' && sed -i 's|%s/tok/%s|%s/tok|' '%s/tok/softhsm2.conf' && "
 	      "printf '#!/bin/sh\\necho %s\\n' > '%s/askpass' && chmod 755 '%s/askpass' && "
-	      "chown -R 1001:1001 '%s'", fx, scenario, agent_dir, fx, scenario, agent_dir, agent_dir,
-	      PIN, agent_dir, agent_dir, agent_dir);
-	shell("env -u LD_PRELOAD setpriv --reuid=1001 --regid=1001 --clear-groups env -i PATH=/usr/bin:/bin "
+	      "chown -R %u:%u '%s' && chmod 700 '%s'", fx, scenario, dir, fx, scenario, dir, dir,
+	      PIN, dir, dir, uid, uid, dir, dir);
+	shell("env -u LD_PRELOAD setpriv --reuid=%u --regid=%u --clear-groups env -i PATH=/usr/bin:/bin "
 	      "SOFTHSM2_CONF='%s/tok/softhsm2.conf' timeout 120 ssh-agent -D -a '%s/sock' "
 	      "> '%s/agent.log' 2>&1 & echo $! > '%s/agent.pid'; i=0; "
 	      "while [ ! -S '%s/sock' ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; "
-	      "[ -S '%s/sock' ] || { cat '%s/agent.log'; false; }", agent_dir, agent_dir, agent_dir,
-	      agent_dir, agent_dir, agent_dir, agent_dir);
+	      "[ -S '%s/sock' ] || { cat '%s/agent.log'; false; }", uid, uid, dir, dir, dir,
+	      dir, dir, dir, dir);
 	shell("SSH_AUTH_SOCK='%s/sock' SSH_ASKPASS='%s/askpass' SSH_ASKPASS_REQUIRE=force "
-	      "env -u LD_PRELOAD setpriv --reuid=1001 --regid=1001 --clear-groups timeout 60 ssh-add -s '%s' "
-	      "< /dev/null > /dev/null 2>&1", agent_dir, agent_dir, softhsm);
-	{
-		char sock[100];
-		snprintf(sock, sizeof(sock), "%s/sock", agent_dir);
-		setenv("SSH_AUTH_SOCK", sock, 1);
-	}
+	      "env -u LD_PRELOAD setpriv --reuid=%u --regid=%u --clear-groups timeout 60 ssh-add -s '%s' "
+	      "< /dev/null > /dev/null 2>&1", dir, dir, uid, uid, softhsm);
+	snprintf(path, sizeof(sock[0]), "%s/sock", dir);
+	setenv("SSH_AUTH_SOCK", path, 1);
+	return path;
+}
+
+static void
+start_agent(const char *scenario)
+{
+	(void)start_agent_as(scenario, 1001);
 }
 
 static int
@@ -2523,87 +2533,161 @@ agent_teardown(void **state)
 {
 	(void)state;
 	unsetenv("SSH_AUTH_SOCK");
-	if (agent_dir[0] != '\0') {
-		shell("kill $(cat '%s/agent.pid') 2>/dev/null; rm -rf '%s'", agent_dir, agent_dir);
-		agent_dir[0] = '\0';
+	for (size_t i = 0; i < 2; i++) {
+		if (agent_dirs[i][0] != '\0') {
+			shell("kill $(cat '%s/agent.pid') 2>/dev/null; rm -rf '%s'", agent_dirs[i],
+			      agent_dirs[i]);
+			agent_dirs[i][0] = '\0';
+		}
 	}
 	return 0;
 }
 
-/* cert_source for the agent tests: alice's file holds the certificates
- * named; no local card (the empty token). */
+/* cert_source for the agent tests: USER.pem holds the certificates named
+ * (alice's, unless they start with bob-); no local card (the empty token). */
 static void
 agent_setup_conf(const char *certs, const char *more)
 {
 	char extra[3000];
 
 	shell("mkdir -p '%s/certs' && rm -f '%s/certs/'*.pem && for c in %s; do "
-	      "cat '%s/pki/'$c.crt >> '%s/certs/alice.pem'; done && chmod 600 '%s/certs/alice.pem'",
+	      "case $c in bob-*) u=bob ;; *) u=alice ;; esac; "
+	      "cat '%s/pki/'$c.crt >> '%s/certs/'$u.pem; done && chmod 600 '%s/certs/'*.pem",
 	      work, work, certs, fx, work, work);
 	snprintf(extra, sizeof(extra), "agent = yes\ncert_source = dir:%s/certs\n%s", work,
 	         more ? more : "");
 	configure(&SETUP(.scenario = "empty", .extra = extra));
 }
 
+/* The authentication of a set-user-ID program (sudo, su) started by the
+ * user with uid ruid: a child whose real uid is ruid and effective uid
+ * root, as sudo's and su's are while they authenticate, with PAM_RUSER
+ * set to ruser (NULL: not set). Only rv and the log are filled. */
+static void
+run_invoked_by(uid_t ruid, const char *ruser, const char *user, struct outcome *out)
+{
+	char log_path[4096];
+	int pipefd[2], status = 0;
+	pid_t pid;
+	double t0;
+
+	memset(out, 0, sizeof(*out));
+	out->conv.pin = PIN;
+	snprintf(log_path, sizeof(log_path), "%s/pam-invoked.log", work);
+	assert_int_equal(pipe(pipefd), 0);
+	t0 = now();
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct pam_conv conv = { conv_fn, &out->conv };
+		pam_handle_t *ph = NULL;
+		int rv, fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		close(pipefd[0]);
+		if (fd < 0 || dup2(fd, 2) < 0 || setresuid(ruid, 0, 0) != 0)
+			_exit(1);
+		rv = pam_start("piv", user, &conv, &ph);
+		if (rv == PAM_SUCCESS && ruser != NULL)
+			rv = pam_set_item(ph, PAM_RUSER, ruser);
+		if (rv == PAM_SUCCESS)
+			rv = pam_authenticate(ph, 0);
+		pam_end(ph, rv);
+		if (write(pipefd[1], &rv, sizeof(rv)) != (ssize_t)sizeof(rv))
+			_exit(1);
+		_exit(0);
+	}
+	close(pipefd[1]);
+	out->rv = -1;
+	if (read(pipefd[0], &out->rv, sizeof(out->rv)) != (ssize_t)sizeof(out->rv))
+		out->rv = -1;
+	close(pipefd[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	out->seconds = now() - t0;
+	out->log = slurp(log_path);
+	if (out->rv < 0) {
+		dump(out);
+		fail_msg("the PAM child ended without an answer (status %d)", status);
+	}
+}
+
+static void
+expect_invoked(uid_t ruid, const char *ruser, const char *user, int want_rv, const char *needle)
+{
+	struct outcome o;
+
+	run_invoked_by(ruid, ruser, user, &o);
+	if (o.rv != want_rv || (needle != NULL && strstr(o.log, needle) == NULL)) {
+		dump(&o);
+		fail_msg("invoked by uid %u (PAM_RUSER %s) for %s: want rv=%d and '%s'", (unsigned)ruid,
+		         ruser ? ruser : "unset", user ? user : "(none)", want_rv, needle ? needle : "");
+	}
+	outcome_free(&o);
+}
+
 static void
 test_agent_login(void **state)
 {
-	struct outcome o;
-
 	(void)state;
 	start_agent("p256");
 	agent_setup_conf("alice-p256", NULL);
-	run("piv", "alice", PIN, 0, &o);
-	if (o.rv != PAM_SUCCESS || o.conv.prompts != 0) {
-		dump(&o);
-		fail_msg("agent login: rv=%d prompts=%d", o.rv, o.conv.prompts);
-	}
-	must_log(&o, "agent: asking for a signature");
-	must_log(&o, "token=\"ssh-agent\"");
-	outcome_free(&o);
-	/* the agent is alice's: bob cannot use it */
-	run("piv", "bob", PIN, 0, &o);
-	assert_int_equal(o.rv, PAM_AUTHINFO_UNAVAIL);
-	outcome_free(&o);
+	/* alice runs sudo: her own agent proves her certificate's key */
+	expect_invoked(1001, NULL, "alice", PAM_SUCCESS, "agent: asking for a signature");
+	expect_invoked(1001, "alice", "alice", PAM_SUCCESS, "token=\"ssh-agent\"");
+	/* the agent is alice's: it proves nobody else, and nobody else
+	 * (root included) can use it for alice */
+	expect_invoked(1001, "alice", "bob", PAM_AUTHINFO_UNAVAIL, "is not the invoking user");
+	expect_invoked(0, NULL, "alice", PAM_AUTHINFO_UNAVAIL, "is not the invoking user");
+	expect_invoked(1001, "bob", "alice", PAM_AUTHINFO_UNAVAIL, "requesting user bob (PAM_RUSER)");
+	expect_invoked(1001, "nosuchuser", "alice", PAM_AUTHINFO_UNAVAIL, "(PAM_RUSER)");
 	/* a username-less login has nobody to prove */
-	run("piv", NULL, PIN, 0, &o);
-	assert_int_equal(o.rv, PAM_AUTHINFO_UNAVAIL);
-	outcome_free(&o);
+	expect_invoked(1001, NULL, NULL, PAM_AUTHINFO_UNAVAIL, "a user name is needed");
 	/* the agent's key must be a valid certificate's: here the file lists
 	 * only another card's certificate */
 	agent_setup_conf("alice-rsa2048", NULL);
-	run("piv", "alice", PIN, 0, &o);
-	assert_int_equal(o.rv, PAM_AUTHINFO_UNAVAIL);
-	must_log(&o, "holds none of the keys of the user's 1 valid certificate(s)");
-	outcome_free(&o);
+	expect_invoked(1001, NULL, "alice", PAM_AUTHINFO_UNAVAIL,
+	               "holds none of the keys of the user's 1 valid certificate(s)");
 	/* a path that is not the user's own socket is refused: here a
 	 * symbolic link to it in a directory of root's */
 	shell("rm -rf /tmp/piv-root-agent && mkdir /tmp/piv-root-agent && "
-	      "ln -s '%s/sock' /tmp/piv-root-agent/sock", agent_dir);
+	      "ln -s '%s/sock' /tmp/piv-root-agent/sock", agent_dirs[0]);
 	setenv("SSH_AUTH_SOCK", "/tmp/piv-root-agent/sock", 1);
 	agent_setup_conf("alice-p256", NULL);
-	run("piv", "alice", PIN, 0, &o);
-	assert_int_equal(o.rv, PAM_AUTHINFO_UNAVAIL);
-	must_log(&o, "agent: ");
-	outcome_free(&o);
+	expect_invoked(1001, NULL, "alice", PAM_AUTHINFO_UNAVAIL, "agent: ");
 	shell("rm -rf /tmp/piv-root-agent");
 }
 
-/* The certificate behind the agent's key is revoked: no login. */
+/* The review's case (su bob, or sudo with targetpw): alice points
+ * SSH_AUTH_SOCK at bob's agent socket, which she cannot open herself, and
+ * asks to be authenticated as bob. The module must not open it as bob. */
+static void
+test_agent_other_users_socket(void **state)
+{
+	(void)state;
+	start_agent_as("bob", 1002);
+	agent_setup_conf("bob-p256", NULL);
+	/* bob himself: his agent works (the fixture is sound) */
+	expect_invoked(1002, NULL, "bob", PAM_SUCCESS, "agent: asking for a signature");
+	/* alice, for bob: refused before the socket is touched, and the
+	 * stack goes on to the password (AUTHINFO_UNAVAIL) */
+	expect_invoked(1001, "alice", "bob", PAM_AUTHINFO_UNAVAIL, "is not the invoking user");
+	expect_invoked(1001, NULL, "bob", PAM_AUTHINFO_UNAVAIL, "is not the invoking user");
+	/* alice, for herself, with bob's socket: opened as alice, it is not
+	 * hers (and she cannot enter bob's directory) */
+	expect_invoked(1001, NULL, "alice", PAM_AUTHINFO_UNAVAIL, "agent: ");
+}
+
+/* The certificate behind the agent's key is revoked: no login (it is no
+ * valid certificate of the user, so the stack goes on to the password). */
 static void
 test_agent_revoked(void **state)
 {
-	struct outcome o;
 	char more[4200];
 
 	(void)state;
 	start_agent("revoked");
 	snprintf(more, sizeof(more), "revocation = ocsp,crl\ncache_dir = %s", cache_dir);
 	agent_setup_conf("alice-revoked", more);
-	run("piv", "alice", PIN, 0, &o);
-	assert_int_not_equal(o.rv, PAM_SUCCESS);
-	must_log(&o, "cert-revoked");
-	outcome_free(&o);
+	expect_invoked(1001, NULL, "alice", PAM_AUTHINFO_UNAVAIL, "cert-revoked");
 }
 
 /* ---- sshd_key_check: the account and session phases ------------------ */
@@ -3226,6 +3310,8 @@ main(void)
 		R(test_pin_not_left_in_memory), R(test_pin_never_logged), R(test_soak),
 		cmocka_unit_test_setup_teardown(test_agent_login, revocation_setup, agent_teardown),
 		cmocka_unit_test_setup_teardown(test_agent_revoked, revocation_setup, agent_teardown),
+		cmocka_unit_test_setup_teardown(test_agent_other_users_socket, revocation_setup,
+		                                agent_teardown),
 #undef R
 #define L(f) cmocka_unit_test_setup_teardown(f, ldap_setup, ldap_teardown)
 		L(test_ldap_whole_certificate), L(test_ldap_ad_strong_mappings),

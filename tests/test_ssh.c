@@ -31,6 +31,7 @@
 #include <openssl/x509.h>
 
 #include "agent.h"
+#include "agentauth.h"
 #include "sshkey.h"
 #include "util.h"
 
@@ -1707,6 +1708,32 @@ test_fake_agent_drip(void **state)
 	free(expected);
 }
 
+/* Whose agent may prove whom: only the invoking user (real uid, and
+ * PAM_RUSER when set) is proven by the agent. */
+static void
+test_agent_caller_check(void **state)
+{
+	const uid_t alice = 1001, bob = 1002, root = 0;
+	char why[300];
+
+	(void)state;
+	assert_int_equal(piv_agent_caller_check(alice, alice, NULL, NULL, why, sizeof(why)), 0);
+	assert_int_equal(piv_agent_caller_check(alice, alice, "alice", &alice, why, sizeof(why)), 0);
+	assert_int_equal(piv_agent_caller_check(alice, alice, "", NULL, why, sizeof(why)), 0);
+	/* su bob, sudo -u bob with targetpw: the PAM user is not the caller */
+	assert_int_equal(piv_agent_caller_check(alice, bob, "alice", &alice, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "is not the invoking user (uid 1001)"));
+	assert_int_equal(piv_agent_caller_check(alice, bob, NULL, NULL, why, sizeof(why)), -1);
+	/* a root process (sshd, a display manager) proves nobody's agent */
+	assert_int_equal(piv_agent_caller_check(root, alice, NULL, NULL, why, sizeof(why)), -1);
+	/* PAM_RUSER names another account, or none, or is hostile */
+	assert_int_equal(piv_agent_caller_check(alice, alice, "bob", &bob, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "requesting user bob (PAM_RUSER)"));
+	assert_int_equal(piv_agent_caller_check(alice, alice, "ghost", NULL, why, sizeof(why)), -1);
+	assert_int_equal(piv_agent_caller_check(alice, alice, "x\ny", NULL, why, sizeof(why)), -1);
+	assert_null(strchr(why, '\n'));
+}
+
 int
 main(void)
 {
@@ -1725,6 +1752,7 @@ main(void)
 		T(test_verify_rsa_strict),
 		A(test_agent_list_and_sign),
 		A(test_agent_socket_refusals),
+		T(test_agent_caller_check),
 		T(test_fake_agent_garbage),
 		T(test_fake_agent_stalls),
 		T(test_fake_agent_gone),
