@@ -68,6 +68,8 @@ static const struct key_def key_defs[] = {
 	{ "crl_dir", K_PATH, OFF(crl_dir), 0, 0 },
 	{ "crl_fetch", K_BOOL, OFF(crl_fetch), 0, 0 },
 	{ "ocsp_url", K_URL, OFF(ocsp_url), 0, 0 },
+	{ "ocsp_max_age", K_UINT, OFF(ocsp_max_age), 0, 7 * 86400 },
+	{ "ocsp_require_nonce", K_BOOL, OFF(ocsp_require_nonce), 0, 0 },
 	{ "cache_dir", K_PATH, OFF(cache_dir), 0, 0 },
 	{ "match", K_MATCH, 0, 0, 0 },
 	{ "map", K_MAP, 0, 0, 0 },
@@ -872,6 +874,7 @@ set_defaults(struct piv_conf *conf)
 	conf->net_timeout = 5;
 	conf->fail_delay = 2000;
 	conf->crl_fetch = true;
+	conf->ocsp_max_age = PIV_DEFAULT_OCSP_MAX_AGE;
 	/* SPEC §2: OCSP first, then CRLs. */
 	conf->revocation[0] = PIV_REV_METHOD_OCSP;
 	conf->revocation[1] = PIV_REV_METHOD_CRL;

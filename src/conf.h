@@ -12,6 +12,7 @@
 #define PIV_DEFAULT_CERT_URI "pkcs11:type=cert;id=%01"
 #define PIV_DEFAULT_MAP "name:{subject_dn_component.uid}"
 #define PIV_DEFAULT_CACHE_DIR "/var/cache/pam_piv"
+#define PIV_DEFAULT_OCSP_MAX_AGE 3600
 
 struct piv_strlist {
 	char **v;
@@ -50,6 +51,8 @@ struct piv_conf {
 	bool crl_fetch;
 	char *cache_dir;
 	char *ocsp_url;          /* NULL: from the certificate's AIA */
+	unsigned ocsp_max_age;   /* seconds an OCSP answer without nextUpdate counts */
+	bool ocsp_require_nonce; /* refuse OCSP answers without our nonce */
 	struct piv_rule *rules;
 	size_t n_rules;
 	unsigned fail_delay;   /* milliseconds, pam_fail_delay on failure */

@@ -1,6 +1,7 @@
 /* OCSP (see ocsp.h). The request carries a fresh nonce; the answer counts
  * only when its signer is the issuing CA or a responder that CA delegated
- * to, when it covers this very certificate, and when it is current. A
+ * to, when it covers this very certificate, and when it is current (an
+ * answer without nextUpdate for ocsp_max_age after its thisUpdate). A
  * good or revoked answer is kept in cache_dir until its nextUpdate and is
  * verified again each time it is used. */
 #include "config.h"
@@ -27,8 +28,9 @@
 
 enum piv_rev_answer
 piv_ocsp_judge(const unsigned char *der, size_t len, X509 *cert, X509 *issuer,
-               STACK_OF(X509) *chain, X509_STORE *store, void *req_ptr, time_t now,
-               time_t *next_update, char *reason, size_t reason_size)
+               STACK_OF(X509) *chain, X509_STORE *store, void *req_ptr,
+               const struct piv_ocsp_rules *rules, time_t now, time_t *next_update,
+               char *reason, size_t reason_size)
 {
 	OCSP_REQUEST *req = req_ptr;
 	const unsigned char *p = der;
@@ -38,7 +40,7 @@ piv_ocsp_judge(const unsigned char *der, size_t len, X509 *cert, X509 *issuer,
 	ASN1_GENERALIZEDTIME *thisupd = NULL, *nextupd = NULL, *revtime = NULL;
 	enum piv_rev_answer answer = PIV_REV_UNKNOWN;
 	int status = 0, rev_reason = 0, rc;
-	int64_t next = 0;
+	int64_t next = 0, this_t = 0;
 
 	*next_update = 0;
 	if (len == 0 || len > MAX_OCSP_RESPONSE ||
@@ -55,11 +57,20 @@ piv_ocsp_judge(const unsigned char *der, size_t len, X509 *cert, X509 *issuer,
 		piv_fmt(reason, reason_size, "not a basic OCSP response");
 		goto out;
 	}
-	if (req != NULL && OCSP_check_nonce(req, bs) == 0) {
-		/* A replayed answer to somebody else's question. (A responder
-		 * that sends no nonce at all is allowed: many pre-produce.) */
-		piv_fmt(reason, reason_size, "OCSP nonce does not match the request");
-		goto out;
+	if (req != NULL && (rc = OCSP_check_nonce(req, bs)) != 1) {
+		/* 0: a replayed answer to somebody else's question. No nonce at
+		 * all (-1) is allowed unless required: many responders
+		 * pre-produce their answers, and the age limits below bound
+		 * how long such an answer can be replayed. */
+		if (rc == 0) {
+			piv_fmt(reason, reason_size, "OCSP nonce does not match the request");
+			goto out;
+		}
+		if (rules->require_nonce) {
+			piv_fmt(reason, reason_size, "OCSP response carries no nonce "
+			        "(ocsp_require_nonce = yes)");
+			goto out;
+		}
 	}
 	/* The signer must be the CA that issued cert, or a responder with
 	 * id-kp-OCSPSigning issued by it, chaining to our anchors. */
@@ -73,20 +84,32 @@ piv_ocsp_judge(const unsigned char *der, size_t len, X509 *cert, X509 *issuer,
 		piv_fmt(reason, reason_size, "OCSP response does not cover the certificate");
 		goto out;
 	}
-	if (OCSP_check_validity(thisupd, nextupd, CLOCK_SKEW, -1) != 1) {
+	/* thisUpdate and nextUpdate must bracket the present (nextUpdate not
+	 * before thisUpdate); an answer without nextUpdate says nothing of how
+	 * long it holds, so it counts for max_age after its thisUpdate. */
+	if (OCSP_check_validity(thisupd, nextupd, CLOCK_SKEW, -1) != 1 ||
+	    piv_asn1_time_to_unix(thisupd, &this_t) != 0 ||
+	    (nextupd != NULL && piv_asn1_time_to_unix(nextupd, &next) != 0)) {
 		piv_fmt(reason, reason_size, "OCSP response is stale or not yet valid");
 		goto out;
 	}
-	if (nextupd != NULL && piv_asn1_time_to_unix(nextupd, &next) == 0 &&
-	    (*next_update = (time_t)next) <= now) {
-		piv_fmt(reason, reason_size, "OCSP response is stale");
+	if (this_t > (int64_t)now + CLOCK_SKEW) {
+		piv_fmt(reason, reason_size, "OCSP response is not yet valid (thisUpdate in the future)");
+		goto out;
+	}
+	if (nextupd != NULL && (*next_update = (time_t)next) <= now) {
+		piv_fmt(reason, reason_size, "OCSP response is stale (nextUpdate passed)");
+		goto out;
+	}
+	if (nextupd == NULL && (int64_t)now - this_t > (int64_t)rules->max_age) {
+		piv_fmt(reason, reason_size, "OCSP response is stale: no nextUpdate, and thisUpdate "
+		        "is %jd s old (ocsp_max_age = %u)", (intmax_t)((int64_t)now - this_t),
+		        rules->max_age);
 		goto out;
 	}
 	{
-		int64_t this_t = 0;
 		char age[120] = "";
-		if (thisupd != NULL && piv_asn1_time_to_unix(thisupd, &this_t) == 0)
-			piv_fmt(age, sizeof(age), ", thisUpdate %jd s ago", (intmax_t)(now - this_t));
+		piv_fmt(age, sizeof(age), ", thisUpdate %jd s ago", (intmax_t)(now - this_t));
 		if (nextupd != NULL && next > 0)
 			piv_fmt(age + strlen(age), sizeof(age) - strlen(age), ", nextUpdate in %jd s",
 			        (intmax_t)(next - now));
@@ -219,6 +242,7 @@ piv_ocsp_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, STACK_OF(X
 	time_t next_update = 0;
 	size_t len = 0;
 	int id_len;
+	const struct piv_ocsp_rules rules = { conf->ocsp_max_age, conf->ocsp_require_nonce };
 
 	piv_fmt(reason, reason_size, "OCSP failed");
 	if ((id = OCSP_cert_to_id(EVP_sha1(), cert, issuer)) == NULL ||
@@ -230,8 +254,10 @@ piv_ocsp_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, STACK_OF(X
 
 	/* A cached answer, verified again, while it is current. */
 	if ((der = read_cached(path, &len)) != NULL) {
-		answer = piv_ocsp_judge(der, len, cert, issuer, chain, store, NULL, now, &next_update,
-		                        reason, reason_size);
+		struct piv_ocsp_rules cached_rules = rules;
+		cached_rules.require_nonce = false; /* checked when it arrived */
+		answer = piv_ocsp_judge(der, len, cert, issuer, chain, store, NULL, &cached_rules, now,
+		                        &next_update, reason, reason_size);
 		free(der);
 		der = NULL;
 		if (answer != PIV_REV_UNKNOWN) {
@@ -256,8 +282,8 @@ piv_ocsp_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, STACK_OF(X
 	der = post(conf, url, req, &len, reason, reason_size);
 	if (der == NULL)
 		goto out;
-	answer = piv_ocsp_judge(der, len, cert, issuer, chain, store, req, now, &next_update,
-	                        reason, reason_size);
+	answer = piv_ocsp_judge(der, len, cert, issuer, chain, store, req, &rules, now,
+	                        &next_update, reason, reason_size);
 	if (answer != PIV_REV_UNKNOWN)
 		piv_fmt(reason + strlen(reason), reason_size - strlen(reason), " (from %s)", url);
 	if (answer != PIV_REV_UNKNOWN && next_update > now &&

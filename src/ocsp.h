@@ -4,6 +4,7 @@
 #ifndef PIV_OCSP_H
 #define PIV_OCSP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -19,13 +20,22 @@ enum piv_rev_answer piv_ocsp_check(const struct piv_conf *conf, X509 *cert, X509
                                    piv_rev_log_fn log, void *ud, char *reason,
                                    size_t reason_size);
 
+/* How fresh an answer must be (from ocsp_max_age, ocsp_require_nonce). */
+struct piv_ocsp_rules {
+	unsigned max_age;    /* seconds an answer without nextUpdate counts */
+	bool require_nonce;  /* the answer must carry the request's nonce */
+};
+
 /* Check a DER OCSP response for cert: status successful, signed by the
- * issuer or a responder it delegated to (id-kp-OCSPSigning), current
- * within the clock skew, nonce equal to req's when both carry one (req may
- * be NULL for a cached response). Exposed for tests and the fuzzer. */
+ * issuer or a responder it delegated to (id-kp-OCSPSigning), covering
+ * cert, current: thisUpdate at most the clock skew ahead, and nextUpdate
+ * still to come or, without one, thisUpdate at most rules->max_age ago;
+ * nonce equal to req's when both carry one, and present when
+ * rules->require_nonce (req is NULL for a cached response, which was
+ * checked when it arrived). Exposed for tests and the fuzzer. */
 enum piv_rev_answer piv_ocsp_judge(const unsigned char *der, size_t len, X509 *cert,
                                    X509 *issuer, STACK_OF(X509) *chain, X509_STORE *store,
-                                   void *req, time_t now, time_t *next_update,
-                                   char *reason, size_t reason_size);
+                                   void *req, const struct piv_ocsp_rules *rules, time_t now,
+                                   time_t *next_update, char *reason, size_t reason_size);
 
 #endif

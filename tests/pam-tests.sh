@@ -89,6 +89,28 @@ openssl ocsp -issuer "$pki/ca/inter.crt" -cert "$pki/alice-p256.crt" -no_nonce \
 faketime '3 days ago' openssl ocsp -index "$pki/ca/db/index.txt" -CA "$pki/ca/inter.crt" \
 	-rsigner "$pki/ocsp-signer.crt" -rkey "$pki/ocsp-signer.key" -ndays 1 \
 	-reqin "$PIV_FX/stale.req" -respout "$PIV_WWW/stale.ocsp" >/dev/null 2>&1
+# Pre-produced answers (no nonce), for the replay tests: without nextUpdate
+# (no -ndays) made now, ten minutes ago, and two years ago for
+# alice-revoked while it was still good (an index from before the
+# revocations); and a current one with a nextUpdate.
+ocsp_answer() { # request answer-file [faketime-offset] [more openssl ocsp options]
+	req=$1 answer=$2 when=${3:-now}
+	shift 3
+	index=$pki/ca/db/index.txt
+	[ "$when" = "2 years ago" ] && index=$PIV_FX/index-before-revocation.txt
+	faketime "$when" openssl ocsp -index "$index" -CA "$pki/ca/inter.crt" \
+		-rsigner "$pki/ocsp-signer.crt" -rkey "$pki/ocsp-signer.key" "$@" \
+		-reqin "$PIV_FX/$req" -respout "$PIV_WWW/$answer" >/dev/null 2>&1 ||
+		{ echo "pam-tests: cannot make $answer" >&2; exit 1; }
+}
+sed 's/^R\t\([^\t]*\)\t[^\t]*\t/V\t\1\t\t/' "$pki/ca/db/index.txt" > "$PIV_FX/index-before-revocation.txt"
+cp "$pki/ca/db/index.txt.attr" "$PIV_FX/index-before-revocation.txt.attr"
+openssl ocsp -issuer "$pki/ca/inter.crt" -cert "$pki/alice-revoked.crt" -no_nonce \
+	-reqout "$PIV_FX/revoked.req" >/dev/null 2>&1
+ocsp_answer revoked.req old-good-revoked.ocsp "2 years ago"
+ocsp_answer stale.req nonext-10min.ocsp "10 minutes ago"
+ocsp_answer stale.req nonext-now.ocsp now
+ocsp_answer stale.req nononce.ocsp now -ndays 1
 
 # pam_wrapper copies the service directory when the process starts, so
 # every stack the tests use is written here; each reads current.conf,

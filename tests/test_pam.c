@@ -2103,6 +2103,59 @@ test_ocsp_bad_answers(void **state)
 	check_bad_ocsp("replay.ocsp", "OCSP request to");
 }
 
+/* what the log says of the leaf's OCSP answer */
+#define ALICE_OCSP "revocation ocsp for /C=US/O=PIV Test/OU=People/UID=alice/CN=Alice Example: "
+
+static void
+expect_ocsp_served(const char *scenario, const char *file, const char *more, int want_rv,
+                   const char *msg, const char *needle)
+{
+	char extra[600];
+	struct outcome o;
+
+	snprintf(extra, sizeof(extra), "ocsp_url = http://127.0.0.1:%s/%s\n%s", http_port, file,
+	         more ? more : "");
+	expect_ocsp(scenario, "ocsp,crl", extra, want_rv, want_rv == PAM_SUCCESS, msg, &o);
+	must_log(&o, needle);
+	outcome_free(&o);
+}
+
+/* Replayed answers: a pre-produced answer carries no nonce, so anybody on
+ * the path can send it again; only its times limit how long. */
+static void
+test_ocsp_replay(void **state)
+{
+	(void)state;
+	/* The review's case: the card was revoked, and an answer "good" from
+	 * two years ago without nextUpdate is replayed. It is stale; the CRL
+	 * decides, and the card is out. */
+	expect_ocsp_served("revoked", "old-good-revoked.ocsp", NULL, PAM_AUTH_ERR, "has been revoked",
+	                   "unknown: OCSP response is stale: no nextUpdate, and thisUpdate is");
+	/* without nextUpdate an answer counts for ocsp_max_age (an hour by
+	 * default) after its thisUpdate */
+	expect_ocsp_served("p256", "nonext-now.ocsp", NULL, PAM_SUCCESS, NULL,
+	                   ALICE_OCSP "good: OCSP: good");
+	expect_ocsp_served("p256", "nonext-10min.ocsp", NULL, PAM_SUCCESS, NULL,
+	                   ALICE_OCSP "good: OCSP: good");
+	expect_ocsp_served("p256", "nonext-10min.ocsp", "ocsp_max_age = 300", PAM_SUCCESS, NULL,
+	                   ALICE_OCSP "unknown: OCSP response is stale: no nextUpdate, and thisUpdate "
+	                   "is 6");
+	/* ocsp_require_nonce: an answer without the request's nonce does not
+	 * count (here before the default accepts it, and caches it) ... */
+	expect_ocsp_served("p256", "nononce.ocsp", "ocsp_require_nonce = yes", PAM_SUCCESS, NULL,
+	                   ALICE_OCSP "unknown: OCSP response carries no nonce");
+	expect_ocsp_served("p256", "nononce.ocsp", NULL, PAM_SUCCESS, NULL,
+	                   ALICE_OCSP "good: OCSP: good");
+	/* ... and a responder that answers the nonce does */
+	{
+		struct outcome o;
+		expect_ocsp("p256", "ocsp,crl", "ocsp_require_nonce = yes\nocsp_url = http://127.0.0.1:8888/",
+		            PAM_SUCCESS, true, NULL, &o);
+		must_log(&o, ALICE_OCSP "good: OCSP: good");
+		outcome_free(&o);
+	}
+}
+
 /* Open file descriptors of this process (the directory's own included,
  * the same every time). */
 static int
@@ -3303,7 +3356,7 @@ main(void)
 		R(test_crl_bad_answers), R(test_crl_refetched_when_stale), R(test_crl_cache_damaged),
 		R(test_crl_unsafe_cache_dir), R(test_unsafe_trust_files), R(test_revocation_default),
 		R(test_ocsp_good_and_revoked), R(test_ocsp_cached), R(test_ocsp_responder_down),
-		R(test_ocsp_responder_hangs), R(test_ocsp_bad_answers), R(test_concurrent_logins),
+		R(test_ocsp_responder_hangs), R(test_ocsp_bad_answers), R(test_ocsp_replay), R(test_concurrent_logins),
 		R(test_check_tool), R(test_check_tool_every_card), R(test_check_tool_revocation),
 		R(test_sshd_key_check),
 		R(test_cve_2025_24531_error_paths_in_stacks), R(test_pin_lengths), R(test_long_names),

@@ -220,6 +220,10 @@ test_conf_bad_values(void **state)
 		{ "ocsp_url = https://127.0.0.1/", "http:// URL" },
 		{ "ocsp_url = http://", "http:// URL" },
 		{ "ocsp_url = http://a b/", "http:// URL" },
+		{ "ocsp_max_age = -1", "whole number from 0 to 604800" },
+		{ "ocsp_max_age = 604801", "whole number from 0 to 604800" },
+		{ "ocsp_max_age = 1h", "whole number" },
+		{ "ocsp_require_nonce = maybe", "yes or no" },
 		{ "cache_dir = cache", "absolute path" },
 		{ "ldap_uri = http://127.0.0.1/", "ldap://, ldaps:// or ldapi://" },
 		{ "ldap_uri = not a uri", "takes one URI" },
@@ -409,6 +413,15 @@ test_conf_required(void **state)
 	assert_int_equal(conf.revocation[0], PIV_REV_METHOD_OCSP);
 	assert_int_equal(conf.revocation[1], PIV_REV_METHOD_CRL);
 	assert_null(conf.ocsp_url);
+	/* an OCSP answer without nextUpdate counts for an hour; no nonce is
+	 * required (responders that pre-produce answers send none) */
+	assert_int_equal(conf.ocsp_max_age, 3600);
+	assert_false(conf.ocsp_require_nonce);
+	piv_conf_free(&conf);
+	assert_int_equal(load_text(BASE "ocsp_max_age = 0\nocsp_require_nonce = yes\n", 0, NULL, &conf,
+	                           &err), 0);
+	assert_int_equal(conf.ocsp_max_age, 0);
+	assert_true(conf.ocsp_require_nonce);
 	piv_conf_free(&conf);
 	assert_int_equal(load_text(BASE "revocation = crl, ocsp\nocsp_url = http://127.0.0.1:8/x\n",
 	                           0, NULL, &conf, &err), 0);

@@ -10,6 +10,7 @@
  *   bit 6:    read through the OCSP cache (piv_ocsp_check with the
  *             response as the cached file; the certificate names no
  *             responder, so nothing goes to the network)
+ *   bit 7:    the nonce is required (ocsp_require_nonce)
  * The promise checked: only an answer signed by the CA or its responder is
  * ever good or revoked, and never one whose nonce differs. */
 #include "config.h"
@@ -167,6 +168,21 @@ foreign_nonce(const uint8_t *der, size_t len, OCSP_REQUEST *req)
 	return foreign;
 }
 
+/* Does the response echo req's nonce? */
+static bool
+own_nonce(const uint8_t *der, size_t len, OCSP_REQUEST *req)
+{
+	const unsigned char *p = der;
+	OCSP_RESPONSE *resp = d2i_OCSP_RESPONSE(NULL, &p, (long)len);
+	OCSP_BASICRESP *bs = resp != NULL ? OCSP_response_get1_basic(resp) : NULL;
+	bool own = bs != NULL && OCSP_check_nonce(req, bs) == 1;
+
+	OCSP_BASICRESP_free(bs);
+	OCSP_RESPONSE_free(resp);
+	ERR_clear_error();
+	return own;
+}
+
 static void
 judge(const uint8_t *data, size_t len, uint8_t mode)
 {
@@ -183,14 +199,20 @@ judge(const uint8_t *data, size_t len, uint8_t mode)
 	                                            sizeof(request_nonce)) != 1))
 		fuzz_harness_error("cannot make a request");
 	der = response_to_judge(data, len, mode, req, &der_len, &validly_signed);
-	answer = piv_ocsp_judge(der, der_len, pki->leaf, pki->ca, pki->chain, pki->store, req,
-	                        time(NULL), &next_update, reason, sizeof(reason));
+	{
+		/* bit 7: the nonce is required */
+		const struct piv_ocsp_rules rules = { conf.ocsp_max_age, (mode & 128) != 0 };
+		answer = piv_ocsp_judge(der, der_len, pki->leaf, pki->ca, pki->chain, pki->store, req,
+		                        &rules, time(NULL), &next_update, reason, sizeof(reason));
+	}
 	FUZZ_CHECK(answer == PIV_REV_GOOD || answer == PIV_REV_REVOKED || answer == PIV_REV_UNKNOWN,
 	           "an answer out of range");
 	FUZZ_CHECK(memchr(reason, '\0', sizeof(reason)) != NULL, "reason not terminated");
 	if (answer != PIV_REV_UNKNOWN) {
 		FUZZ_CHECK(validly_signed, "an answer nobody we trust signed was believed");
 		FUZZ_CHECK(!foreign_nonce(der, der_len, req), "an answer to another request was believed");
+		FUZZ_CHECK(!(mode & 128) || req == NULL || own_nonce(der, der_len, req),
+		           "an answer without the required nonce was believed");
 	}
 	if (mode & 64) {
 		/* The same bytes as the cached answer: read, judged again without
