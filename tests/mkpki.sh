@@ -141,6 +141,32 @@ authorityKeyIdentifier = keyid:always
 authorityKeyIdentifier = keyid:always
 2.5.29.27              = critical, DER:02:01:$INTER_CRLNUM
 
+# scope: an issuingDistributionPoint naming another distribution point
+# (partA) or the one the issuing CA's leaves name
+[ crlext_idp_other ]
+authorityKeyIdentifier   = keyid:always
+issuingDistributionPoint = critical, @idp_other
+
+[ idp_other ]
+fullname = URI:$CRL_BASE/partA.crl
+
+[ crlext_idp_own ]
+authorityKeyIdentifier   = keyid:always
+issuingDistributionPoint = critical, @idp_own
+
+[ idp_own ]
+fullname = URI:$CRL_BASE/inter.crl
+
+# a complete CRL that announces its delta CRLs (as AD CS does by default),
+# and that delta CRL (BaseCRLNumber 0x30)
+[ crlext_fresh ]
+authorityKeyIdentifier = keyid:always
+freshestCRL            = URI:$CRL_BASE/inter-delta-fresh.crl
+
+[ crlext_delta_fresh ]
+authorityKeyIdentifier = keyid:always
+2.5.29.27              = critical, DER:02:01:30
+
 [ crlext_critical ]
 authorityKeyIdentifier = keyid:always
 1.2.3.4                = critical, DER:05:00
@@ -360,6 +386,15 @@ icrl inter-nonext.crl empty 04 "$CRL_LAST" "$CRL_NEXT"
 icrl inter-critical.crl empty 05 "$CRL_LAST" "$CRL_NEXT" crlext_critical
 icrl inter-delta.crl empty 06 "$CRL_LAST" "$CRL_NEXT" crlext_delta
 icrl inter-future.crl empty 07 "$FUT_LAST" "$FUT_NEXT"
+# expired, but listing alice-revoked: the issuer said it, it stays said
+icrl inter-expired-listing.crl inter 01 20200101000000Z 20200201000000Z
+# current but older than inter.crl (01 < 02), from before the revocation
+icrl inter-old.crl empty 01 "$CRL_LAST" "$CRL_NEXT"
+icrl inter-idp-other.crl inter 20 "$CRL_LAST" "$CRL_NEXT" crlext_idp_other
+icrl inter-idp-own.crl inter 21 "$CRL_LAST" "$CRL_NEXT" crlext_idp_own
+# the complete CRL lists nobody; its delta CRL lists alice-revoked
+icrl inter-base-fresh.crl empty 30 "$CRL_LAST" "$CRL_NEXT" crlext_fresh
+icrl inter-delta-fresh.crl inter 31 "$CRL_LAST" "$CRL_NEXT" crlext_delta_fresh
 gencrl root.crl root "$CA/root.crt" "$CA/root.key" 01 "$CRL_LAST" "$CRL_NEXT"
 cp "$CONF/gencrl.pem" "$CRL/root.crl.pem"
 gencrl inter2.crl empty "$CA/inter2.crt" "$CA/inter2.key" 01 "$CRL_LAST" "$CRL_NEXT"

@@ -68,11 +68,58 @@ struct crl_spec {
 	long last_offset, next_offset; /* seconds from now */
 	bool no_next;
 	bool delta;
+	long delta_base;              /* BaseCRLNumber of a delta (0: 1) */
+	long number;                  /* cRLNumber (0: none) */
+	const char *idp_uri;          /* issuingDistributionPoint fullName */
+	const char *freshest_uri;     /* Freshest CRL: where the delta CRLs are */
+	long remove_serial;           /* an entry with reason removeFromCRL (0: none) */
 	bool unknown_critical;
 	bool critical_entry_ext;
 	const long *serials;
 	size_t n_serials;
 };
+
+/* One distribution point with one URI, as a DIST_POINT_NAME. */
+static DIST_POINT_NAME *
+uri_dpname(const char *uri)
+{
+	DIST_POINT_NAME *dpn = DIST_POINT_NAME_new();
+	GENERAL_NAME *gn = GENERAL_NAME_new();
+	ASN1_IA5STRING *ia5 = ASN1_IA5STRING_new();
+
+	assert_true(dpn != NULL && gn != NULL && ia5 != NULL);
+	assert_int_equal(ASN1_STRING_set(ia5, uri, -1), 1);
+	GENERAL_NAME_set0_value(gn, GEN_URI, ia5);
+	dpn->type = 0;
+	dpn->name.fullname = sk_GENERAL_NAME_new_null();
+	assert_true(sk_GENERAL_NAME_push(dpn->name.fullname, gn) > 0);
+	return dpn;
+}
+
+static void
+add_crl_extensions(X509_CRL *crl, const struct crl_spec *spec)
+{
+	if (spec->number != 0) {
+		ASN1_INTEGER *n = ASN1_INTEGER_new();
+		ASN1_INTEGER_set(n, spec->number);
+		assert_int_equal(X509_CRL_add1_ext_i2d(crl, NID_crl_number, n, 0, 0), 1);
+		ASN1_INTEGER_free(n);
+	}
+	if (spec->idp_uri != NULL) {
+		ISSUING_DIST_POINT *idp = ISSUING_DIST_POINT_new();
+		idp->distpoint = uri_dpname(spec->idp_uri);
+		assert_int_equal(X509_CRL_add1_ext_i2d(crl, NID_issuing_distribution_point, idp, 1, 0), 1);
+		ISSUING_DIST_POINT_free(idp);
+	}
+	if (spec->freshest_uri != NULL) {
+		STACK_OF(DIST_POINT) *dps = sk_DIST_POINT_new_null();
+		DIST_POINT *dp = DIST_POINT_new();
+		dp->distpoint = uri_dpname(spec->freshest_uri);
+		assert_true(sk_DIST_POINT_push(dps, dp) > 0);
+		assert_int_equal(X509_CRL_add1_ext_i2d(crl, NID_freshest_crl, dps, 0, 0), 1);
+		sk_DIST_POINT_pop_free(dps, DIST_POINT_free);
+	}
+}
 
 static void
 write_crl(const char *path, X509 *issuer, EVP_PKEY *key, const struct crl_spec *spec)
@@ -112,18 +159,39 @@ write_crl(const char *path, X509 *issuer, EVP_PKEY *key, const struct crl_spec *
 		X509_CRL_add0_revoked(crl, r);
 		ASN1_INTEGER_free(serial);
 	}
-	if (spec->delta || spec->unknown_critical) {
+	if (spec->remove_serial != 0) {
+		X509_REVOKED *r = X509_REVOKED_new();
+		ASN1_INTEGER *serial = ASN1_INTEGER_new();
+		ASN1_ENUMERATED *why = ASN1_ENUMERATED_new();
+		ASN1_INTEGER_set(serial, spec->remove_serial);
+		X509_REVOKED_set_serialNumber(r, serial);
+		X509_gmtime_adj(t, -60);
+		X509_REVOKED_set_revocationDate(r, t);
+		ASN1_ENUMERATED_set(why, 8); /* removeFromCRL */
+		assert_int_equal(X509_REVOKED_add1_ext_i2d(r, NID_crl_reason, why, 0, 0), 1);
+		X509_CRL_add0_revoked(crl, r);
+		ASN1_INTEGER_free(serial);
+		ASN1_ENUMERATED_free(why);
+	}
+	if (spec->delta) {
+		/* deltaCRLIndicator ::= BaseCRLNumber, critical */
+		ASN1_INTEGER *base = ASN1_INTEGER_new();
+		ASN1_INTEGER_set(base, spec->delta_base != 0 ? spec->delta_base : 1);
+		assert_int_equal(X509_CRL_add1_ext_i2d(crl, NID_delta_crl, base, 1, 0), 1);
+		ASN1_INTEGER_free(base);
+	}
+	if (spec->unknown_critical) {
 		ASN1_OCTET_STRING *v = ASN1_OCTET_STRING_new();
-		ASN1_OBJECT *oid = spec->delta ? OBJ_nid2obj(NID_delta_crl) : OBJ_txt2obj("1.2.3.4", 1);
+		ASN1_OBJECT *oid = OBJ_txt2obj("1.2.3.4", 1);
 		X509_EXTENSION *ext;
-		/* deltaCRLIndicator ::= CRLNumber (INTEGER 1) */
-		ASN1_OCTET_STRING_set(v, (const unsigned char *)"\x02\x01\x01", 3);
+		ASN1_OCTET_STRING_set(v, (const unsigned char *)"\x05\x00", 2);
 		ext = X509_EXTENSION_create_by_OBJ(NULL, oid, 1, v);
 		X509_CRL_add_ext(crl, ext, -1);
 		X509_EXTENSION_free(ext);
-		ASN1_OBJECT_free(oid); /* a no-op for the static delta OID */
+		ASN1_OBJECT_free(oid);
 		ASN1_OCTET_STRING_free(v);
 	}
+	add_crl_extensions(crl, spec);
 	X509_CRL_sort(crl);
 	assert_true(X509_CRL_sign(crl, key, EVP_sha256()) > 0);
 	len = i2d_X509_CRL(crl, &der);
@@ -193,6 +261,45 @@ check(struct fixture *fx, const char *crl_name, X509 *cert, char *reason, size_t
 	conf.net_timeout = 1;
 	assert_int_equal(piv_cache_dir_check(fx->cache, reason, reason_size), 0);
 	return piv_crl_check(&conf, cert, fx->ca, time(NULL), NULL, NULL, reason, reason_size);
+}
+
+/* The CRL files of fx->dir/DIR, as crl_dir. */
+static enum piv_rev_answer
+check_dir(struct fixture *fx, const char *dir, X509 *cert, char *reason, size_t reason_size)
+{
+	struct piv_conf conf;
+	char path[200];
+
+	memset(&conf, 0, sizeof(conf));
+	snprintf(path, sizeof(path), "%s/%s", fx->dir, dir);
+	conf.crl_dir = path;
+	conf.cache_dir = fx->cache;
+	conf.net_timeout = 1;
+	assert_int_equal(piv_cache_dir_check(fx->cache, reason, reason_size), 0);
+	return piv_crl_check(&conf, cert, fx->ca, time(NULL), NULL, NULL, reason, reason_size);
+}
+
+/* Forget the CRL numbers seen (each test its own history). */
+static void
+forget_numbers(struct fixture *fx)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "rm -f '%s'/crlnum-*", fx->cache);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void
+expect_answer(struct fixture *fx, const char *where, bool is_dir, X509 *cert,
+              enum piv_rev_answer want, const char *needle)
+{
+	char reason[600];
+	enum piv_rev_answer a = is_dir ? check_dir(fx, where, cert, reason, sizeof(reason))
+	                               : check(fx, where, cert, reason, sizeof(reason));
+
+	if (a != want || (needle != NULL && strstr(reason, needle) == NULL))
+		fail_msg("%s: answer %d, reason '%s'; want %d and '%s'", where, a, reason, want,
+		         needle ? needle : "");
 }
 
 static void
@@ -326,20 +433,36 @@ test_damaged_cache_rebuilt(void **state)
 	                 PIV_REV_GOOD);
 }
 
+/* A CRL that gives no answer. signed_listing: the issuer did sign it, so
+ * the certificates it lists are revoked all the same (expired, not yet
+ * valid, a delta CRL alone); otherwise it says nothing at all. */
 static void
-check_unknown(struct fixture *fx, const char *name, const struct crl_spec *spec, X509 *signer,
-              EVP_PKEY *key, const char *needle)
+check_unknown_as(struct fixture *fx, const char *name, const struct crl_spec *spec, X509 *signer,
+                 EVP_PKEY *key, const char *needle, bool signed_listing)
 {
 	char path[200], reason[400];
 
 	snprintf(path, sizeof(path), "%s/%s", fx->dir, name);
 	write_crl(path, signer, key, spec);
 	for (int round = 0; round < 2; round++) { /* fresh, then from the index */
-		enum piv_rev_answer a = check(fx, name, fx->leaf_revoked, reason, sizeof(reason));
+		enum piv_rev_answer a = check(fx, name, fx->leaf_good, reason, sizeof(reason));
 		if (a != PIV_REV_UNKNOWN || strstr(reason, needle) == NULL)
 			fail_msg("%s (round %d): answer %d, reason '%s', want '%s'", name, round, a,
 			         reason, needle);
+		a = check(fx, name, fx->leaf_revoked, reason, sizeof(reason));
+		if (signed_listing ? a != PIV_REV_REVOKED || strstr(reason, "cannot give a complete "
+		                                                    "answer") == NULL
+		                   : a != PIV_REV_UNKNOWN || strstr(reason, needle) == NULL)
+			fail_msg("%s (round %d), a listed certificate: answer %d, reason '%s'", name,
+			         round, a, reason);
 	}
+}
+
+static void
+check_unknown(struct fixture *fx, const char *name, const struct crl_spec *spec, X509 *signer,
+              EVP_PKEY *key, const char *needle)
+{
+	check_unknown_as(fx, name, spec, signer, key, needle, false);
 }
 
 static void
@@ -353,17 +476,20 @@ test_unusable_crls(void **state)
 	spec_ok(&spec);
 	spec.last_offset = -7200;
 	spec.next_offset = -3600;
-	check_unknown(fx, "expired.crl", &spec, fx->ca, fx->ca_key, "expired");
+	check_unknown_as(fx, "expired.crl", &spec, fx->ca, fx->ca_key, "expired", true);
 	spec_ok(&spec);
 	spec.last_offset = 86400;
 	spec.next_offset = 2 * 86400;
-	check_unknown(fx, "future.crl", &spec, fx->ca, fx->ca_key, "not yet valid");
+	check_unknown_as(fx, "future.crl", &spec, fx->ca, fx->ca_key, "not yet valid", true);
 	spec_ok(&spec);
 	spec.no_next = true;
 	check_unknown(fx, "nonext.crl", &spec, fx->ca, fx->ca_key, "no nextUpdate");
 	spec_ok(&spec);
 	spec.delta = true;
-	check_unknown(fx, "delta.crl", &spec, fx->ca, fx->ca_key, "delta");
+	spec.number = 2;
+	check_unknown_as(fx, "delta.crl", &spec, fx->ca, fx->ca_key, "delta CRL", true);
+	spec.number = 0;
+	check_unknown(fx, "delta-nonumber.crl", &spec, fx->ca, fx->ca_key, "delta CRL without a cRLNumber");
 	spec_ok(&spec);
 	spec.unknown_critical = true;
 	check_unknown(fx, "critical.crl", &spec, fx->ca, fx->ca_key, "unknown critical");
@@ -432,6 +558,190 @@ test_cache_dir_safety(void **state)
 	assert_int_equal(piv_cache_dir_check(dir, why, sizeof(why)), -1);
 }
 
+/* A leaf of the fixture CA with one CRL distribution point. */
+static X509 *
+leaf_with_cdp(struct fixture *fx, long serial, const char *cdp_uri)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *cert = make_cert("with cdp", key, fx->ca, fx->ca_key, serial, 0);
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+	char value[300];
+
+	snprintf(value, sizeof(value), "URI:%s", cdp_uri);
+	X509V3_set_ctx(&ctx, fx->ca, cert, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_crl_distribution_points, value);
+	assert_non_null(ext);
+	X509_add_ext(cert, ext, -1);
+	X509_EXTENSION_free(ext);
+	assert_true(X509_sign(cert, fx->ca_key, EVP_sha256()) > 0);
+	EVP_PKEY_free(key);
+	return cert;
+}
+
+static void
+write_named(struct fixture *fx, const char *name, const struct crl_spec *spec)
+{
+	char path[300];
+
+	snprintf(path, sizeof(path), "%s/%s", fx->dir, name);
+	write_crl(path, fx->ca, fx->ca_key, spec);
+}
+
+/* RFC 5280 6.3.3 (b)(2)(i): a CRL whose issuingDistributionPoint names
+ * distribution points covers only certificates that name one of them. */
+static void
+test_scope_distribution_points(void **state)
+{
+	struct fixture *fx = *state;
+	X509 *part_b = leaf_with_cdp(fx, 6, "http://crl.example/partB.crl");
+	X509 *part_b_revoked = leaf_with_cdp(fx, 3, "http://crl.example/partB.crl");
+	struct crl_spec spec;
+
+	forget_numbers(fx);
+	/* the review's case: the card's CDP is partB, the CRL is partA's */
+	spec_ok(&spec);
+	spec.idp_uri = "http://crl.example/partA.crl";
+	write_named(fx, "partA.crl", &spec);
+	expect_answer(fx, "partA.crl", false, part_b, PIV_REV_UNKNOWN, "does not cover the certificate");
+	/* a certificate without distribution points is not covered either */
+	expect_answer(fx, "partA.crl", false, fx->leaf_good, PIV_REV_UNKNOWN, "does not cover");
+	/* what partA's CRL lists is still revoked: the issuer signed it */
+	expect_answer(fx, "partA.crl", false, part_b_revoked, PIV_REV_REVOKED, "complete answer");
+	/* the CRL of the certificate's own distribution point answers */
+	spec.idp_uri = "http://crl.example/partB.crl";
+	write_named(fx, "partB.crl", &spec);
+	expect_answer(fx, "partB.crl", false, part_b, PIV_REV_GOOD, "not revoked");
+	expect_answer(fx, "partB.crl", false, part_b_revoked, PIV_REV_REVOKED, "revoked");
+	/* a CRL without issuingDistributionPoint covers the whole issuer */
+	spec.idp_uri = NULL;
+	write_named(fx, "whole.crl", &spec);
+	expect_answer(fx, "whole.crl", false, part_b, PIV_REV_GOOD, "not revoked");
+	X509_free(part_b);
+	X509_free(part_b_revoked);
+}
+
+/* No rollback: once a CRL of an issuer and scope was used, an older one
+ * (lower cRLNumber, or earlier thisUpdate without numbers) is not. */
+static void
+test_no_rollback(void **state)
+{
+	struct fixture *fx = *state;
+	static const long five[] = { 5 };
+	char path[300], reason[600];
+	struct crl_spec spec;
+
+	forget_numbers(fx);
+	/* #7 revokes serial 5 (leaf_revoked) */
+	spec_ok(&spec);
+	spec.number = 7;
+	spec.serials = five;
+	spec.n_serials = 1;
+	write_named(fx, "seq.crl", &spec);
+	expect_answer(fx, "seq.crl", false, fx->leaf_revoked, PIV_REV_REVOKED, "revoked");
+	/* #6, from before the revocation, replayed: not used */
+	spec.number = 6;
+	spec.n_serials = 0;
+	sleep(1); /* a new file identity */
+	write_named(fx, "seq.crl", &spec);
+	expect_answer(fx, "seq.crl", false, fx->leaf_revoked, PIV_REV_UNKNOWN,
+	              "CRL number 06 is older than CRL number 07 already used");
+	expect_answer(fx, "seq.crl", false, fx->leaf_good, PIV_REV_UNKNOWN, "(rollback)");
+	/* #8 goes forward (here a certificateHold lifted) */
+	spec.number = 8;
+	sleep(1);
+	write_named(fx, "seq.crl", &spec);
+	expect_answer(fx, "seq.crl", false, fx->leaf_revoked, PIV_REV_GOOD, "not revoked");
+	/* a damaged record of numbers is no record: #6 passes again */
+	snprintf(path, sizeof(path), "%s/cache", fx->dir);
+	{
+		char cmd[400];
+		snprintf(cmd, sizeof(cmd), "for f in '%s'/crlnum-*; do echo garbage > \"$f\"; done", path);
+		assert_int_equal(system(cmd), 0);
+	}
+	spec.number = 6;
+	sleep(1);
+	write_named(fx, "seq.crl", &spec);
+	expect_answer(fx, "seq.crl", false, fx->leaf_good, PIV_REV_GOOD, "not revoked");
+	/* without numbers: thisUpdate decides */
+	forget_numbers(fx);
+	spec.number = 0;
+	spec.last_offset = -600;
+	sleep(1);
+	write_named(fx, "seq.crl", &spec);
+	expect_answer(fx, "seq.crl", false, fx->leaf_good, PIV_REV_GOOD, "not revoked");
+	spec.last_offset = -7200;
+	sleep(1);
+	write_named(fx, "seq.crl", &spec);
+	assert_int_equal(check(fx, "seq.crl", fx->leaf_good, reason, sizeof(reason)), PIV_REV_UNKNOWN);
+	assert_non_null(strstr(reason, "older than a CRL already used"));
+}
+
+/* A complete CRL that announces delta CRLs (Freshest CRL) answers only
+ * with a current delta CRL of its scope that follows it. */
+static void
+test_delta_crls(void **state)
+{
+	struct fixture *fx = *state;
+	static const long four[] = { 4 };
+	char dir[300], cmd[400];
+	struct crl_spec base, delta;
+
+	forget_numbers(fx);
+	snprintf(dir, sizeof(dir), "%s/deltas", fx->dir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	spec_ok(&base);
+	base.number = 0x10;
+	base.freshest_uri = "http://127.0.0.1:9/delta.crl";
+	write_named(fx, "deltas/base.crl", &base);
+	/* the base alone: incomplete (crl_fetch is off here) */
+	expect_answer(fx, "deltas", true, fx->leaf_good, PIV_REV_UNKNOWN,
+	              "announces delta CRLs (Freshest CRL) and no current delta CRL");
+	expect_answer(fx, "deltas", true, fx->leaf_revoked, PIV_REV_REVOKED, "complete answer");
+	/* with its delta: what the delta adds is revoked, the rest is not */
+	memset(&delta, 0, sizeof(delta));
+	delta.last_offset = -60;
+	delta.next_offset = 3600;
+	delta.delta = true;
+	delta.delta_base = 0x10;
+	delta.number = 0x11;
+	delta.serials = four;
+	delta.n_serials = 1;
+	write_named(fx, "deltas/delta.crl", &delta);
+	expect_answer(fx, "deltas", true, fx->leaf_good, PIV_REV_REVOKED, "delta CRL");
+	expect_answer(fx, "deltas", true, fx->leaf_revoked, PIV_REV_REVOKED, "revoked");
+	delta.number = 0x12;
+	delta.n_serials = 0;
+	delta.remove_serial = 5; /* removeFromCRL: a hold ends, nothing is revoked by it */
+	write_named(fx, "deltas/delta.crl", &delta);
+	expect_answer(fx, "deltas", true, fx->leaf_good, PIV_REV_GOOD, "with its delta CRL");
+	expect_answer(fx, "deltas", true, fx->leaf_revoked, PIV_REV_REVOKED, "revoked");
+	/* deltas that do not apply: for a later base, not newer than the
+	 * base, expired */
+	forget_numbers(fx);
+	delta.remove_serial = 0;
+	delta.delta_base = 0x11;
+	delta.number = 0x13;
+	write_named(fx, "deltas/delta.crl", &delta);
+	expect_answer(fx, "deltas", true, fx->leaf_good, PIV_REV_UNKNOWN, "no current delta CRL");
+	delta.delta_base = 0x08;
+	delta.number = 0x10;
+	write_named(fx, "deltas/delta.crl", &delta);
+	expect_answer(fx, "deltas", true, fx->leaf_good, PIV_REV_UNKNOWN, "no current delta CRL");
+	delta.number = 0x14;
+	delta.last_offset = -7200;
+	delta.next_offset = -3600;
+	write_named(fx, "deltas/delta.crl", &delta);
+	expect_answer(fx, "deltas", true, fx->leaf_good, PIV_REV_UNKNOWN, "no current delta CRL");
+	/* a base without Freshest CRL needs no delta */
+	base.freshest_uri = NULL;
+	base.number = 0x11;
+	write_named(fx, "deltas/base.crl", &base);
+	expect_answer(fx, "deltas", true, fx->leaf_good, PIV_REV_GOOD, "not revoked");
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -442,6 +752,9 @@ main(void)
 		cmocka_unit_test(test_damaged_cache_rebuilt),
 		cmocka_unit_test(test_unusable_crls),
 		cmocka_unit_test(test_other_issuer),
+		cmocka_unit_test(test_scope_distribution_points),
+		cmocka_unit_test(test_no_rollback),
+		cmocka_unit_test(test_delta_crls),
 		cmocka_unit_test(test_cache_dir_safety),
 	};
 	alarm(120);

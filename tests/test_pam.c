@@ -1958,6 +1958,103 @@ test_crl_cache_damaged(void **state)
 	outcome_free(&o);
 }
 
+/* The scope of a CRL (issue 14.3): a CRL whose issuingDistributionPoint
+ * names another distribution point does not answer for the card. */
+static void
+test_crl_scope(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	/* served at the card's distribution point, but partA's CRL */
+	serve("inter.crl", "inter-idp-other.crl");
+	expect_crl("p256", NULL, "alice", PAM_AUTH_ERR, false, "revocation status unavailable", &o);
+	must_log(&o, "does not cover the certificate: its issuingDistributionPoint names none");
+	outcome_free(&o);
+	/* the CRL of the card's own distribution point (fetched again: the
+	 * cached one answers nothing) */
+	serve("inter.crl", "inter-idp-own.crl");
+	expect_crl("p256", NULL, "alice", PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+	expect_crl("revoked", NULL, "alice", PAM_AUTH_ERR, false, "has been revoked", &o);
+	outcome_free(&o);
+}
+
+/* No rollback (issue 14.3): a CRL older than one already used for the
+ * issuer is not used, even while it is current. */
+static void
+test_crl_rollback(void **state)
+{
+	char more[8400], dir[4200];
+	struct outcome o;
+
+	(void)state;
+	server_mode("500");
+	snprintf(dir, sizeof(dir), "%s/crl.r", work);
+	shell("rm -rf '%s' && mkdir '%s' && cp '%s/pki/crl/inter.crl' '%s/pki/crl/root.crl' '%s/'",
+	      dir, dir, fx, fx, dir);
+	snprintf(more, sizeof(more), "crl_fetch = no\ncrl_dir = %s", dir);
+	expect_crl("revoked", more, "alice", PAM_AUTH_ERR, false, "has been revoked", &o);
+	outcome_free(&o);
+	/* CRL 01, from before alice-revoked was revoked, in place of 02 */
+	shell("cp '%s/pki/crl/inter-old.crl' '%s/inter.crl.new' && mv '%s/inter.crl.new' '%s/inter.crl'",
+	      fx, dir, dir, dir);
+	expect_crl("revoked", more, "alice", PAM_AUTH_ERR, false, "revocation status unavailable", &o);
+	must_log(&o, "CRL number 01 is older than CRL number 02 already used");
+	outcome_free(&o);
+}
+
+/* Delta CRLs (issue 14.3): a complete CRL that announces delta CRLs
+ * answers with its delta, fetched from its Freshest CRL URL. */
+static void
+test_crl_delta(void **state)
+{
+	struct outcome o;
+	int before;
+
+	(void)state;
+	serve("inter.crl", "inter-base-fresh.crl");
+	serve("inter-delta-fresh.crl", "inter-delta-fresh.crl");
+	/* the complete CRL does not list the card; its delta does */
+	expect_crl("revoked", NULL, "alice", PAM_AUTH_ERR, false, "has been revoked", &o);
+	must_log(&o, "delta CRL fetched from http://127.0.0.1:");
+	outcome_free(&o);
+	expect_crl("p256", NULL, "alice", PAM_SUCCESS, true, NULL, &o);
+	must_log(&o, "with its delta CRL cached delta CRL from");
+	outcome_free(&o);
+	/* both cached now: nothing is fetched while they are current */
+	before = requests();
+	expect_crl("p256", NULL, "alice", PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+	assert_int_equal(requests(), before);
+	/* no delta to be had: the complete CRL alone is incomplete */
+	revocation_setup(state);
+	serve("inter.crl", "inter-base-fresh.crl");
+	shell("rm -f '%s/inter-delta-fresh.crl'", www);
+	expect_crl("p256", NULL, "alice", PAM_AUTH_ERR, false, "revocation status unavailable", &o);
+	must_log(&o, "announces delta CRLs (Freshest CRL) and no current delta CRL");
+	outcome_free(&o);
+}
+
+/* revocation_fail = open still honours revocations (issue 14.6): a card
+ * listed in the only CRL there is, an expired one, is revoked. */
+static void
+test_crl_expired_listing(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	serve("inter.crl", "inter-expired-listing.crl");
+	expect_crl("revoked", "revocation_fail = open", "alice", PAM_AUTH_ERR, false,
+	           "has been revoked", &o);
+	must_log(&o, "listed in a CRL that cannot give a complete answer (CRL has expired");
+	outcome_free(&o);
+	/* a card it does not list: unknown, and open lets it in */
+	expect_crl("p256", "revocation_fail = open", "alice", PAM_SUCCESS, true, NULL, &o);
+	must_log(&o, "allowed by revocation_fail = open");
+	outcome_free(&o);
+}
+
 /* ---- revocation with OCSP: openssl ocsp responders on 127.0.0.1 ------ */
 
 
@@ -3354,6 +3451,7 @@ main(void)
 		R(test_crl_fetched_and_cached), R(test_crl_revoked), R(test_crl_intermediate_revoked),
 		R(test_crl_local), R(test_crl_server_down), R(test_crl_server_hangs),
 		R(test_crl_bad_answers), R(test_crl_refetched_when_stale), R(test_crl_cache_damaged),
+		R(test_crl_scope), R(test_crl_rollback), R(test_crl_delta), R(test_crl_expired_listing),
 		R(test_crl_unsafe_cache_dir), R(test_unsafe_trust_files), R(test_revocation_default),
 		R(test_ocsp_good_and_revoked), R(test_ocsp_cached), R(test_ocsp_responder_down),
 		R(test_ocsp_responder_hangs), R(test_ocsp_bad_answers), R(test_ocsp_replay), R(test_concurrent_logins),
