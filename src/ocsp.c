@@ -87,24 +87,34 @@ piv_ocsp_judge(const unsigned char *der, size_t len, X509 *cert, X509 *issuer,
 	/* thisUpdate and nextUpdate must bracket the present (nextUpdate not
 	 * before thisUpdate); an answer without nextUpdate says nothing of how
 	 * long it holds, so it counts for max_age after its thisUpdate. */
-	if (OCSP_check_validity(thisupd, nextupd, CLOCK_SKEW, -1) != 1 ||
-	    piv_asn1_time_to_unix(thisupd, &this_t) != 0 ||
-	    (nextupd != NULL && piv_asn1_time_to_unix(nextupd, &next) != 0)) {
-		piv_fmt(reason, reason_size, "OCSP response is stale or not yet valid");
+	if (piv_asn1_time_to_unix(thisupd, &this_t) != 0 ||
+	    (nextupd != NULL && (piv_asn1_time_to_unix(nextupd, &next) != 0 || next < this_t))) {
+		piv_fmt(reason, reason_size, "OCSP response with unreadable or inverted "
+		        "thisUpdate/nextUpdate");
 		goto out;
 	}
 	if (this_t > (int64_t)now + CLOCK_SKEW) {
 		piv_fmt(reason, reason_size, "OCSP response is not yet valid (thisUpdate in the future)");
 		goto out;
 	}
-	if (nextupd != NULL && (*next_update = (time_t)next) <= now) {
+	if (nextupd != NULL && (*next_update = (time_t)next) <= now)
 		piv_fmt(reason, reason_size, "OCSP response is stale (nextUpdate passed)");
-		goto out;
-	}
-	if (nextupd == NULL && (int64_t)now - this_t > (int64_t)rules->max_age) {
+	else if (nextupd == NULL && (int64_t)now - this_t > (int64_t)rules->max_age)
 		piv_fmt(reason, reason_size, "OCSP response is stale: no nextUpdate, and thisUpdate "
 		        "is %jd s old (ocsp_max_age = %u)", (intmax_t)((int64_t)now - this_t),
 		        rules->max_age);
+	else
+		reason[0] = '\0';
+	if (reason[0] != '\0') {
+		/* What the CA signed stays said: a revocation does not end with
+		 * the answer's validity (a certificateHold may). */
+		if (status == V_OCSP_CERTSTATUS_REVOKED &&
+		    rev_reason != OCSP_REVOKED_STATUS_CERTIFICATEHOLD) {
+			answer = PIV_REV_REVOKED;
+			piv_fmt(reason, reason_size, "OCSP: revoked (%s), in an answer that is no longer "
+			        "current (a revocation stays)",
+			        rev_reason >= 0 ? OCSP_crl_reason_str(rev_reason) : "no reason given");
+		}
 		goto out;
 	}
 	{

@@ -111,6 +111,7 @@ ocsp_answer revoked.req old-good-revoked.ocsp "2 years ago"
 ocsp_answer stale.req nonext-10min.ocsp "10 minutes ago"
 ocsp_answer stale.req nonext-now.ocsp now
 ocsp_answer stale.req nononce.ocsp now -ndays 1
+ocsp_answer revoked.req stale-revoked.ocsp "3 days ago" -ndays 1
 
 # pam_wrapper copies the service directory when the process starts, so
 # every stack the tests use is written here; each reads current.conf,

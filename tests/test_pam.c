@@ -2253,6 +2253,22 @@ test_ocsp_replay(void **state)
 	}
 }
 
+/* revocation_fail = open still honours revocations (issue 14.6): an OCSP
+ * answer "revoked" past its nextUpdate still revokes. */
+static void
+test_ocsp_stale_revoked(void **state)
+{
+	char more[600];
+	struct outcome o;
+
+	(void)state;
+	snprintf(more, sizeof(more), "ocsp_url = http://127.0.0.1:%s/stale-revoked.ocsp\n"
+	         "revocation_fail = open", http_port);
+	expect_ocsp("revoked", "ocsp", more, PAM_AUTH_ERR, false, "has been revoked", &o);
+	must_log(&o, "in an answer that is no longer current (a revocation stays)");
+	outcome_free(&o);
+}
+
 /* Open file descriptors of this process (the directory's own included,
  * the same every time). */
 static int
@@ -3454,7 +3470,8 @@ main(void)
 		R(test_crl_scope), R(test_crl_rollback), R(test_crl_delta), R(test_crl_expired_listing),
 		R(test_crl_unsafe_cache_dir), R(test_unsafe_trust_files), R(test_revocation_default),
 		R(test_ocsp_good_and_revoked), R(test_ocsp_cached), R(test_ocsp_responder_down),
-		R(test_ocsp_responder_hangs), R(test_ocsp_bad_answers), R(test_ocsp_replay), R(test_concurrent_logins),
+		R(test_ocsp_responder_hangs), R(test_ocsp_bad_answers), R(test_ocsp_replay),
+		R(test_ocsp_stale_revoked), R(test_concurrent_logins),
 		R(test_check_tool), R(test_check_tool_every_card), R(test_check_tool_revocation),
 		R(test_sshd_key_check),
 		R(test_cve_2025_24531_error_paths_in_stacks), R(test_pin_lengths), R(test_long_names),
