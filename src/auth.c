@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 #include <p11-kit/pkcs11.h>
 
+#include "access.h"
 #include "agentauth.h"
 #include "assess.h"
 #include "card.h"
@@ -299,6 +300,21 @@ piv_authenticate(const struct piv_conf *conf, const char *user, const struct piv
 	if (st != PIV_OK)
 		goto done;
 
+	/* Is the reader here for this login at all? Not for a service it is
+	 * not allowed for, nor for a login from elsewhere: the card is not
+	 * touched, nobody is asked for its PIN, and the stack goes on. */
+	if (piv_reader_access(conf, ui->service, ui->rhost, card.message,
+	                      sizeof(card.message)) != PIV_OK) {
+		ui_log(ui, LOG_DEBUG, "%s", card.message);
+		if (conf->agent) {
+			st = agent_login(&run, &trust, user, &hooks, card.message);
+		} else {
+			st = PIV_E_NO_CARD;
+			snprintf(res->reason, sizeof(res->reason), "%s", card.message);
+		}
+		goto done;
+	}
+
 	st = piv_card_open(&card, conf, log_cb, card_waiting_cb, &run);
 	if (st == PIV_E_NO_CARD && conf->agent) {
 		/* No card here: the user's forwarded ssh-agent may prove one. */
@@ -339,10 +355,26 @@ piv_authenticate(const struct piv_conf *conf, const char *user, const struct piv
 	if (chosen == PIV_MAX_CANDIDATES) {
 		/* Report the certificate that got furthest: one that validated
 		 * but mapped elsewhere says more than another card's expiry. */
-		size_t shown = 0;
-		for (size_t i = card.n_cand; i-- > 0;)
+		size_t shown = 0, n_foreign = 0;
+		for (size_t i = card.n_cand; i-- > 0;) {
 			if (verdicts[i].status == PIV_E_NOT_MAPPED || verdicts[i].status == PIV_E_AMBIGUOUS)
 				shown = i;
+			n_foreign += verdicts[i].status == PIV_E_NOT_MAPPED;
+		}
+		if (conf->foreign_card_ignore && user != NULL && n_foreign == card.n_cand) {
+			/* Only other users' valid cards are in the readers: as if
+			 * there were none, so that the password still works. */
+			char esc[300], text[400];
+			snprintf(res->reason, sizeof(res->reason), "the card%s present map%s to other "
+			         "accounts than %s (foreign_card = ignore)", card.n_cand > 1 ? "s" : "",
+			         card.n_cand > 1 ? "" : "s", piv_escape_str(user, esc, sizeof(esc)));
+			snprintf(text, sizeof(text), "The PIV card in the reader is not mapped to %s: "
+			         "it is not used", esc);
+			if (ui->info != NULL)
+				ui->info(ui->ud, text);
+			st = PIV_E_NO_CARD;
+			goto done;
+		}
 		struct piv_assessment *first = &verdicts[shown];
 		X509 *cert = piv_cert_from_der(card.cand[shown].cert.data, card.cand[shown].cert.len);
 		st = first->status;
@@ -360,6 +392,20 @@ piv_authenticate(const struct piv_conf *conf, const char *user, const struct piv
 		snprintf(res->reason, sizeof(res->reason),
 		         "%zu cards map to accounts; a user name is needed", n_ok);
 		user_error(&run, st, user);
+		goto done;
+	}
+	if (n_ok > 1) {
+		/* A certificate is public: another token can show the user's
+		 * own. Which token holds the key is not known before the PIN,
+		 * so the PIN goes to none of them. */
+		char esc[300];
+		st = PIV_E_AMBIGUOUS;
+		snprintf(res->reason, sizeof(res->reason), "%zu certificates on the tokens present map "
+		         "to %s; the PIN is not asked: remove all cards but one", n_ok,
+		         piv_escape_str(user, esc, sizeof(esc)));
+		if (ui->error != NULL)
+			ui->error(ui->ud, "More than one PIV card maps to this account: remove all cards "
+			          "but one");
 		goto done;
 	}
 	piv_cert_identify(verdicts[chosen].leaf, &res->cert);

@@ -36,6 +36,9 @@ struct piv_ui {
 	                    size_t why_size);
 	const char *(*agent_socket)(void *ud);
 	const char *service;
+	/* PAM_RHOST (NULL: unset): with the service, whether the local reader
+	 * answers this login at all (access.h) */
+	const char *rhost;
 };
 
 struct piv_auth_result {

@@ -402,7 +402,7 @@ main(int argc, char **argv)
 	struct piv_trust trust;
 	struct check *c = calloc(1, sizeof(*c));
 	struct piv_ui ui = { c, ask_pin, info, error, log_line, account_exists, on_candidate,
-	                     on_verdict, NULL, NULL, "pam-piv-check" };
+	                     on_verdict, NULL, NULL, NULL, NULL };
 	struct piv_auth_result *res = calloc(1, sizeof(*res));
 	bool pin_stdin = false;
 	int opt, status;

@@ -39,6 +39,8 @@ enum key_kind {
 	K_DN,         /* an LDAP distinguished name */
 	K_ATTR,       /* an LDAP attribute description */
 	K_CERT_SOURCE, /* ldap or dir:PATH */
+	K_SERVICES,   /* PAM service names, each optionally +/-, comma-separated */
+	K_FOREIGN,    /* fail or ignore */
 };
 
 struct key_def {
@@ -83,6 +85,9 @@ static const struct key_def key_defs[] = {
 	{ "cert_source", K_CERT_SOURCE, OFF(cert_source), 0, 0 },
 	{ "sshd_key_check", K_BOOL, OFF(sshd_key_check), 0, 0 },
 	{ "agent", K_BOOL, OFF(agent), 0, 0 },
+	{ "allowed_services", K_SERVICES, OFF(allowed_services), 0, 0 },
+	{ "allow_remote", K_BOOL, OFF(allow_remote), 0, 0 },
+	{ "foreign_card", K_FOREIGN, OFF(foreign_card_ignore), 0, 0 },
 	{ "card_only", K_BOOL, OFF(card_only), 0, 0 },
 	{ "fail_delay", K_UINT, OFF(fail_delay), 0, 60000 },
 	{ "debug", K_BOOL, OFF(debug), 0, 0 },
@@ -582,6 +587,46 @@ valid_env_name(const char *s, size_t len)
 	return true;
 }
 
+/* "login, +gdm-smartcard, -sudo": PAM service names (file names in
+ * /etc/pam.d), each optionally prefixed with + or -. */
+static int
+add_services(struct loader *ld, const struct item *it, struct piv_strlist *list)
+{
+	const char *p = it->value;
+	size_t before = list->n;
+
+	while (*p != '\0') {
+		size_t len = strcspn(p, ", \t"), name_len;
+		const char *name = p;
+		char word[128];
+		if (len == 0) {
+			p++;
+			continue;
+		}
+		if (len >= sizeof(word))
+			return fail(ld, it, "'allowed_services': a name is too long");
+		if (*name == '+' || *name == '-')
+			name++;
+		name_len = len - (size_t)(name - p);
+		if (name_len == 0 || *name == '.')
+			return fail(ld, it, "'allowed_services' takes PAM service names, each "
+			            "optionally prefixed with + or -");
+		for (size_t i = 0; i < name_len; i++)
+			if (!isalnum((unsigned char)name[i]) && name[i] != '-' && name[i] != '_' &&
+			    name[i] != '.' && name[i] != '@')
+				return fail(ld, it, "'allowed_services' takes PAM service names, each "
+				            "optionally prefixed with + or -");
+		memcpy(word, p, len);
+		word[len] = '\0';
+		if (strlist_add(list, word) != 0)
+			return fail(ld, it, "out of memory");
+		p += len;
+	}
+	if (list->n == before)
+		return fail(ld, it, "'allowed_services' names no service");
+	return 0;
+}
+
 static int
 apply(struct loader *ld, const struct item *it)
 {
@@ -707,6 +752,16 @@ apply(struct loader *ld, const struct item *it)
 		    (strncmp(it->value, "dir:", 4) != 0 || it->value[4] != '/'))
 			return fail(ld, it, "'cert_source' takes ldap or dir:/ABSOLUTE/PATH");
 		break;
+	case K_SERVICES:
+		return add_services(ld, it, field);
+	case K_FOREIGN:
+		if (strcmp(it->value, "fail") == 0)
+			*(bool *)field = false;
+		else if (strcmp(it->value, "ignore") == 0)
+			*(bool *)field = true;
+		else
+			return fail(ld, it, "'foreign_card' takes fail or ignore");
+		return 0;
 	case K_ATTR:
 		if (!valid_attr_name(it->value))
 			return fail(ld, it, "'%s' is not an LDAP attribute name", it->key);
@@ -757,7 +812,8 @@ args_set_list(int argc, const char **argv, const char *group)
 static bool
 skip_file_key(int argc, const char **argv, const char *key)
 {
-	static const char *const groups[] = { "require_eku", "require_policy", "map", "helper_env" };
+	static const char *const groups[] = { "require_eku", "require_policy", "map", "helper_env",
+	                                      "allowed_services" };
 
 	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
 		if (is_list_group(key, groups[i]))
@@ -1109,6 +1165,7 @@ piv_conf_free(struct piv_conf *conf)
 	free(conf->rules);
 	free(conf->helper);
 	strlist_free(&conf->helper_env);
+	strlist_free(&conf->allowed_services);
 	free(conf->ldap_uri);
 	free(conf->ldap_base);
 	free(conf->ldap_user_attr);

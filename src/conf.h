@@ -68,6 +68,9 @@ struct piv_conf {
 	char *cert_source;       /* "ldap", "dir:/PATH", or NULL */
 	bool sshd_key_check;     /* account: sshd's public key must be a valid certificate's */
 	bool agent;              /* auth: no card, prove a certificate's key via ssh-agent */
+	struct piv_strlist allowed_services; /* NAME, +NAME, -NAME (access.h) */
+	bool allow_remote;       /* the reader may answer logins with a remote PAM_RHOST */
+	bool foreign_card_ignore; /* a card that maps to another user counts as no card */
 	char *helper;                /* card helper program */
 	struct piv_strlist helper_env; /* NAME=VALUE given to the helper */
 };

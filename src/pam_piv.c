@@ -160,7 +160,7 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
 	struct pam_ui_ctx ctx = { pamh, (flags & PAM_SILENT) != 0, false };
 	struct piv_ui ui = { &ctx, ui_ask_pin, ui_info, ui_error, ui_log, ui_account_exists, NULL,
-	                     NULL, ui_agent_caller, ui_agent_socket, NULL };
+	                     NULL, ui_agent_caller, ui_agent_socket, NULL, NULL };
 	struct piv_conf conf;
 	struct piv_conf_error err;
 	struct piv_auth_result *res = NULL;
@@ -183,6 +183,8 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 		user = item;
 	if (pam_get_item(pamh, PAM_SERVICE, &item) == PAM_SUCCESS && item != NULL)
 		ui.service = item;
+	if (pam_get_item(pamh, PAM_RHOST, &item) == PAM_SUCCESS && item != NULL)
+		ui.rhost = item;
 	res = calloc(1, sizeof(*res));
 	if (res == NULL) {
 		pam_syslog(pamh, LOG_CRIT, "authentication failed: out of memory");

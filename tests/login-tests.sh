@@ -88,6 +88,12 @@ pamtester_case "login: another user's card ends it, no password asked" login "" 
 conf empty
 pamtester_case "login: no card, the password" login "$ALICE_PW
 " 0 "No PIV card found"
+# foreign_card = ignore: another user's card left in the reader does not
+# lock alice out of her password
+write_conf bob "foreign_card = ignore"
+pamtester_case "login: another user's card with foreign_card = ignore, the password" login \
+	"$ALICE_PW
+" 0 "is not mapped to alice: it is not used" "PIN for"
 
 # The pam-auth-update profile, enabled by Debian's tool into common-auth.
 mkdir "$STAGE/pam-configs" "$STAGE/var-lib-pam"
@@ -118,6 +124,10 @@ pamtester_case "common-auth: no card, the password" piv-common "$ALICE_PW
 conf expired
 pamtester_case "common-auth: an expired card ends it" piv-common "" 1 \
 	"PIV certificate has expired" "Password"
+write_conf bob "foreign_card = ignore"
+pamtester_case "common-auth: another user's card with foreign_card = ignore, the password" \
+	piv-common "$ALICE_PW
+" 0 "successfully authenticated" "PIN for"
 
 for report in "$STAGE"/san/*; do
 	[ -f "$report" ] || continue

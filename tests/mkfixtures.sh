@@ -81,6 +81,11 @@ scenario() {
 	mixed)
 		mktoken "$TOK/mixed" "Old card" --cert "$PKI/alice-expired.der" --key "$PKI/alice-expired.key"
 		mktoken "$TOK/mixed" "Bob card" --cert "$PKI/bob-p256.der" --key "$PKI/bob-p256.key" ;;
+	twoalice)
+		# a token that shows alice's (public) certificate with another key,
+		# before alice's own card
+		mktoken "$TOK/twoalice" "Not alice" --cert "$PKI/alice-p256.der" --key "$PKI/bob-p256.key"
+		mktoken "$TOK/twoalice" "Alice card" --cert "$PKI/alice-p256.der" --key "$PKI/alice-p256.key" ;;
 	empty) mktoken "$TOK/empty" ;;
 	*) die "unknown scenario $1" ;;
 	esac
@@ -88,7 +93,7 @@ scenario() {
 
 SCENARIOS="rsa2048 rsa3072 rsa4096 p256 p384 bob carol expired notyet untrusted
 	wrongeku cardauth cardauth-policy nodigsig twouid hostile mismatch nokey
-	alwaysauth two mixed empty revoked inter2 fascn inject upn-nul upn-badutf8"
+	alwaysauth two twoalice mixed empty revoked inter2 fascn inject upn-nul upn-badutf8"
 
 PIDS=
 for s in $SCENARIOS; do

@@ -269,6 +269,8 @@ sed '/^[[:space:]]*#/!s|pam_piv\.so|'"$S"'/pam_piv.so config='"$CONF"'|' "$SAMPL
 sed '/^[[:space:]]*\(account\|session\)[[:space:]].*pam_piv\.so/d' "$S/etc/pam.sshd" >"$S/etc/pam.sshd-noacct"
 ! grep -v '^[[:space:]]*#' "$S/etc/pam.sshd-noacct" | grep -q pam_piv || die "could not drop pam_piv from the control stack"
 cp "$S/etc/pam.sshd" "$S/etc/pam.active"
+mkdir "$S/etc/pamd-copy"
+cp -a /etc/pam.d/. "$S/etc/pamd-copy/"
 chmod 644 "$S/etc/pam.sshd" "$S/etc/pam.sshd-noacct" "$S/etc/pam.active"
 # sshd reads the stack at each connection; cases swap what this file holds
 add_mount --bind "$S/etc/pam.active" /etc/pam.d/sshd
@@ -383,7 +385,7 @@ ssh_as() { # ID SCENARIO USER METHODS [PASSWORD]
 		-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
 		-o GlobalKnownHostsFile=/dev/null -o PreferredAuthentications="$4" \
 		-o NumberOfPasswordPrompts=1 -o ConnectTimeout=5 \
-		"$3@127.0.0.1" 'echo ok-$(id -un)' </dev/null >"$ssh_out" 2>"$ssh_err" || ssh_rc=$?
+		"$3@${SSH_HOST:-127.0.0.1}" 'echo ok-$(id -un)' </dev/null >"$ssh_out" 2>"$ssh_err" || ssh_rc=$?
 }
 
 # ---- reporting -----------------------------------------------------------
@@ -566,6 +568,80 @@ no_password_asked() {
 ssh_as 6c revoked alice publickey,keyboard-interactive "$PASSWORD"
 check "6c two factors: the revoked card is refused before any password" \
 	"expected 'Permission denied (publickey)' and no password prompt" no_password_asked
+stop_sshd
+
+# ---- 8. the console's reader does not answer a password login over ssh ----
+# pam_piv in common-auth, as Debian's pam-auth-update puts it there from
+# the profile (pam.d/pam_piv.pam-auth-update), and alice's card in this
+# host's reader (SoftHSM). Alice logs in over ssh with her password
+# (keyboard-interactive): the card must not be used, its PIN not asked.
+add_mount -t tmpfs -o mode=755 piv-pamd /etc/pam.d
+cp -a "$S/etc/pamd-copy/." /etc/pam.d/
+cp "$S/etc/pam.sshd" /etc/pam.d/sshd
+mkdir "$S/pam-configs" "$S/var-lib-pam"
+cp -a /usr/share/pam-configs/. "$S/pam-configs/"
+LOCAL_CONF=$S/pam_piv-reader.conf
+sed "s|pam_piv.so|$S/pam_piv.so config=$LOCAL_CONF|" "$top_srcdir/pam.d/pam_piv.pam-auth-update" \
+	>"$S/pam-configs/pam_piv"
+[ -d /var/lib/pam ] && cp -a /var/lib/pam/. "$S/var-lib-pam/"
+mkdir -p /var/lib/pam
+add_mount --bind "$S/pam-configs" /usr/share/pam-configs
+add_mount --bind "$S/var-lib-pam" /var/lib/pam
+DEBIAN_FRONTEND=noninteractive pam-auth-update --enable pam_piv >/dev/null 2>&1 ||
+	die "pam-auth-update --enable pam_piv failed"
+grep -q "pam_piv.so config=$LOCAL_CONF" /etc/pam.d/common-auth ||
+	die "pam-auth-update did not put the profile into common-auth"
+reader_conf() { # EXTRA-LINES
+	{
+		cat "$CONF"
+		printf 'pkcs11_module = %s\n' "$SOFTHSM2_MODULE"
+		printf 'helper_env = SOFTHSM2_CONF=%s/tok/p256/softhsm2.conf\n' "$PIV_FX"
+		printf '%s\n' "$1"
+	} >"$LOCAL_CONF"
+	chmod 644 "$LOCAL_CONF"
+}
+# a second address of this network namespace, not loopback: a login
+# through it has PAM_RHOST 192.0.2.1, another host as far as pam_piv knows
+ip addr add 192.0.2.1/32 dev lo || die "cannot add 192.0.2.1 to lo"
+sshd_config password "AuthorizedKeysFile none
+AuthorizedKeysCommand none
+AuthenticationMethods keyboard-interactive
+ListenAddress 192.0.2.1"
+start_sshd password
+pin_asked() { grep -q PIN "$LOGS/$ssh_id.askpass" 2>/dev/null; }
+password_login() {
+	logged_in_as alice && ! pin_asked && grep -q assword "$LOGS/$ssh_id.askpass" &&
+		sshd_says "Accepted keyboard-interactive/pam for alice " &&
+		syslog_says 'pam_piv(sshd:auth): authentication failed: user=alice result=no-card .*allowed_services'
+}
+reader_conf ""
+ssh_as 8a empty alice keyboard-interactive "$PASSWORD"
+check "8a common-auth over ssh: the password, the console's card is not touched" \
+	"expected a password login with no PIN prompt" password_login
+# the control: a site that lets the reader answer sshd logins from
+# anywhere gets the PIN prompt, so 8a cannot pass for another reason
+pin_login() { logged_in_as alice && pin_asked && ! grep -q assword "$LOGS/$ssh_id.askpass"; }
+reader_conf "allowed_services = +sshd
+allow_remote = yes"
+ssh_as 8b empty alice keyboard-interactive "$PASSWORD"
+check "8b control: with allowed_services = +sshd and allow_remote, the PIN is asked" \
+	"expected the PIN prompt of the console's card" pin_login
+# sshd allowed, but the login comes from elsewhere (PAM_RHOST is the
+# client's address, 127.0.0.1 here: loopback is this host), so the
+# service rule alone stands between a remote user and the reader
+reader_conf "allowed_services = +sshd"
+ssh_as 8c empty alice keyboard-interactive "$PASSWORD"
+check "8c allowed_services = +sshd from loopback (this host): the PIN is asked" \
+	"expected the PIN prompt" pin_login
+remote_password_login() {
+	logged_in_as alice && ! pin_asked && grep -q assword "$LOGS/$ssh_id.askpass" &&
+		syslog_says 'pam_piv(sshd:auth): authentication failed: user=alice result=no-card .*login from 192.0.2.1 (PAM_RHOST; allow_remote = no)'
+}
+SSH_HOST=192.0.2.1
+ssh_as 8d empty alice keyboard-interactive "$PASSWORD"
+SSH_HOST=
+check "8d allowed_services = +sshd from another address: the password, no PIN" \
+	"expected a password login with no PIN prompt" remote_password_login
 stop_sshd
 
 if [ -n "$SAN_PRELOAD" ]; then

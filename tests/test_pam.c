@@ -2729,8 +2729,18 @@ agent_setup_conf(const char *certs, const char *more)
  * user with uid ruid: a child whose real uid is ruid and effective uid
  * root, as sudo's and su's are while they authenticate, with PAM_RUSER
  * set to ruser (NULL: not set). Only rv and the log are filled. */
+static void run_items(uid_t ruid, const char *ruser, const char *rhost, const char *user,
+                      struct outcome *out);
+
 static void
 run_invoked_by(uid_t ruid, const char *ruser, const char *user, struct outcome *out)
+{
+	run_items(ruid, ruser, NULL, user, out);
+}
+
+/* The same, with PAM_RHOST set to rhost (NULL: not set). */
+static void
+run_items(uid_t ruid, const char *ruser, const char *rhost, const char *user, struct outcome *out)
 {
 	char log_path[4096];
 	int pipefd[2], status = 0;
@@ -2755,16 +2765,20 @@ run_invoked_by(uid_t ruid, const char *ruser, const char *user, struct outcome *
 		rv = pam_start("piv", user, &conv, &ph);
 		if (rv == PAM_SUCCESS && ruser != NULL)
 			rv = pam_set_item(ph, PAM_RUSER, ruser);
+		if (rv == PAM_SUCCESS && rhost != NULL)
+			rv = pam_set_item(ph, PAM_RHOST, rhost);
 		if (rv == PAM_SUCCESS)
 			rv = pam_authenticate(ph, 0);
 		pam_end(ph, rv);
-		if (write(pipefd[1], &rv, sizeof(rv)) != (ssize_t)sizeof(rv))
+		if (write(pipefd[1], &rv, sizeof(rv)) != (ssize_t)sizeof(rv) ||
+		    write(pipefd[1], &out->conv.prompts, sizeof(int)) != (ssize_t)sizeof(int))
 			_exit(1);
 		_exit(0);
 	}
 	close(pipefd[1]);
 	out->rv = -1;
-	if (read(pipefd[0], &out->rv, sizeof(out->rv)) != (ssize_t)sizeof(out->rv))
+	if (read(pipefd[0], &out->rv, sizeof(out->rv)) != (ssize_t)sizeof(out->rv) ||
+	    read(pipefd[0], &out->conv.prompts, sizeof(int)) != (ssize_t)sizeof(int))
 		out->rv = -1;
 	close(pipefd[0]);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -2854,6 +2868,122 @@ test_agent_revoked(void **state)
 	snprintf(more, sizeof(more), "revocation = ocsp,crl\ncache_dir = %s", cache_dir);
 	agent_setup_conf("alice-revoked", more);
 	expect_invoked(1001, NULL, "alice", PAM_AUTHINFO_UNAVAIL, "cert-revoked");
+}
+
+/* ---- who the local reader answers (issue 14.5) ----------------------- */
+
+/* A login from another host (PAM_RHOST) does not use the reader here:
+ * no PIN is asked, and the stack goes on (AUTHINFO_UNAVAIL). */
+static void
+test_remote_login_no_card(void **state)
+{
+	struct outcome o;
+	char host[256] = "";
+	static const char *const remote[] = { "192.0.2.7", "2001:db8::1", "ws1.example.net",
+	                                      "::ffff:192.0.2.7" };
+	static const char *const local[] = { "", "localhost", "127.0.0.1", "::1" };
+
+	(void)state;
+	configure(&SETUP(.scenario = "p256"));
+	for (size_t i = 0; i < sizeof(remote) / sizeof(remote[0]); i++) {
+		run_items(0, NULL, remote[i], "alice", &o);
+		if (o.rv != PAM_AUTHINFO_UNAVAIL || o.conv.prompts != 0 ||
+		    strstr(o.log, "(PAM_RHOST; allow_remote = no)") == NULL ||
+		    strstr(o.log, "card helper") != NULL) {
+			dump(&o);
+			fail_msg("a login from %s: want AUTHINFO_UNAVAIL, no PIN, no card", remote[i]);
+		}
+		outcome_free(&o);
+	}
+	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+		run_items(0, NULL, local[i], "alice", &o);
+		if (o.rv != PAM_SUCCESS || o.conv.prompts != 1) {
+			dump(&o);
+			fail_msg("a login from '%s' (this host): want the card", local[i]);
+		}
+		outcome_free(&o);
+	}
+	/* this host's own name is this host */
+	assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+	run_items(0, NULL, host, "alice", &o);
+	assert_int_equal(o.rv, PAM_SUCCESS);
+	outcome_free(&o);
+	/* allow_remote = yes: the site wants it */
+	configure(&SETUP(.scenario = "p256", .extra = "allow_remote = yes"));
+	run_items(0, NULL, "192.0.2.7", "alice", &o);
+	assert_int_equal(o.rv, PAM_SUCCESS);
+	assert_int_equal(o.conv.prompts, 1);
+	outcome_free(&o);
+	/* card_only: no card here is a failure */
+	configure(&SETUP(.scenario = "p256", .extra = "card_only = yes"));
+	run_items(0, NULL, "192.0.2.7", "alice", &o);
+	assert_int_equal(o.rv, PAM_AUTH_ERR);
+	assert_int_equal(o.conv.prompts, 0);
+	outcome_free(&o);
+}
+
+/* allowed_services: the services the reader answers (sshd not by default) */
+static void
+test_allowed_services(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect(&SETUP(.scenario = "p256", .extra = "allowed_services = login, sudo"), "alice", PIN,
+	       PAM_AUTHINFO_UNAVAIL, false, NULL, &o);
+	must_log(&o, "not used for the PAM service piv (allowed_services)");
+	outcome_free(&o);
+	expect(&SETUP(.scenario = "p256", .extra = "allowed_services = login\nallowed_services = piv"),
+	       "alice", PIN, PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+	expect(&SETUP(.scenario = "p256", .extra = "allowed_services = -piv"), "alice", PIN,
+	       PAM_AUTHINFO_UNAVAIL, false, NULL, &o);
+	outcome_free(&o);
+	expect(&SETUP(.scenario = "p256", .extra = "allowed_services = -piv, +piv"), "alice", PIN,
+	       PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+}
+
+/* foreign_card = ignore: another user's valid card left in the reader
+ * counts as no card, so the password after pam_piv still works. */
+static void
+test_foreign_card(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	/* default: the card in the reader is alice's to use or fail with */
+	expect(&SETUP(.scenario = "bob"), "alice", PIN, PAM_AUTH_ERR, false, "not mapped to alice",
+	       &o);
+	outcome_free(&o);
+	expect(&SETUP(.scenario = "bob", .extra = "foreign_card = ignore"), "alice", PIN,
+	       PAM_AUTHINFO_UNAVAIL, false, NULL, &o);
+	assert_true(saw(o.conv.info, o.conv.n_info, "is not mapped to alice: it is not used"));
+	must_log(&o, "foreign_card = ignore");
+	outcome_free(&o);
+	/* a card that fails for another reason still fails */
+	expect(&SETUP(.scenario = "expired", .extra = "foreign_card = ignore"), "alice", PIN,
+	       PAM_AUTH_ERR, false, "has expired", &o);
+	outcome_free(&o);
+	/* and the user's own card among others still works */
+	expect(&SETUP(.scenario = "two", .extra = "foreign_card = ignore"), "alice", PIN, PAM_SUCCESS,
+	       true, NULL, &o);
+	outcome_free(&o);
+}
+
+/* Two tokens show certificates that map to the user (a certificate is
+ * public: any token can show it): the PIN goes to neither (issue 14.4). */
+static void
+test_two_tokens_for_user(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect(&SETUP(.scenario = "twoalice"), "alice", PIN, PAM_AUTH_ERR, false,
+	       "More than one PIV card maps to this account", &o);
+	must_log(&o, "2 certificates on the tokens present map to alice; the PIN is not asked");
+	must_log(&o, "result=ambiguous");
+	outcome_free(&o);
 }
 
 /* ---- sshd_key_check: the account and session phases ------------------ */
@@ -3458,6 +3588,8 @@ main(void)
 		T(test_mapped_to_other_user), T(test_unknown_account), T(test_usernameless),
 		T(test_usernameless_ambiguous), T(test_map_rules), T(test_map_file_matchers),
 		T(test_map_file_decisions), T(test_hostile_subject_escaped),
+		T(test_remote_login_no_card), T(test_allowed_services), T(test_foreign_card),
+		T(test_two_tokens_for_user),
 		T(test_config_errors), T(test_config_file_safety), T(test_module_arguments),
 		T(test_silent), T(test_setcred),
 		T(test_hang_slotlist), T(test_hang_initialize), T(test_hang_login), T(test_hang_sign),

@@ -27,6 +27,7 @@
 #include <openssl/x509.h>
 #include <security/pam_modules.h>
 
+#include "access.h"
 #include "conf.h"
 #include "mapping.h"
 #include "proto.h"
@@ -224,6 +225,14 @@ test_conf_bad_values(void **state)
 		{ "ocsp_max_age = 604801", "whole number from 0 to 604800" },
 		{ "ocsp_max_age = 1h", "whole number" },
 		{ "ocsp_require_nonce = maybe", "yes or no" },
+		{ "allowed_services = ,", "names no service" },
+		{ "allowed_services = +", "PAM service names" },
+		{ "allowed_services = login,-", "PAM service names" },
+		{ "allowed_services = ../etc/shadow", "PAM service names" },
+		{ "allowed_services = .hidden", "PAM service names" },
+		{ "allowed_services = su;id", "PAM service names" },
+		{ "allow_remote = perhaps", "yes or no" },
+		{ "foreign_card = yes", "fail or ignore" },
 		{ "cache_dir = cache", "absolute path" },
 		{ "ldap_uri = http://127.0.0.1/", "ldap://, ldaps:// or ldapi://" },
 		{ "ldap_uri = not a uri", "takes one URI" },
@@ -1128,6 +1137,87 @@ test_map_decide(void **state)
 	assert_null(chosen);
 }
 
+/* Which PAM_RHOST values are this host (access.h): no name is looked up. */
+static void
+test_rhost_local(void **state)
+{
+	static const struct { const char *rhost; bool local; } cases[] = {
+		{ NULL, true }, { "", true }, { "localhost", true }, { "LOCALHOST.", true },
+		{ "localhost.localdomain", true }, { "127.0.0.1", true }, { "127.1.2.3", true },
+		{ "::1", true }, { "::ffff:127.0.0.1", true }, { "admin1", true },
+		{ "admin1.example.gov", true }, { "ADMIN1.Example.Gov.", true },
+		{ "admin2", false }, { "admin1.evil.example", false }, { "admin10", false },
+		{ "192.0.2.7", false }, { "::ffff:192.0.2.7", false }, { "2001:db8::1", false },
+		{ "128.0.0.1", false }, { "0.0.0.0", false }, { "localhost.evil.example", false },
+		{ "ws1.example.gov", false }, { "10.0.0.1 localhost", false },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (piv_rhost_is_local(cases[i].rhost, "admin1.example.gov") != cases[i].local)
+			fail_msg("rhost '%s': want %s", cases[i].rhost ? cases[i].rhost : "(null)",
+			         cases[i].local ? "local" : "remote");
+	/* a host whose name has no domain */
+	assert_true(piv_rhost_is_local("admin1.example.gov", "admin1"));
+	assert_false(piv_rhost_is_local("admin1", NULL));
+	assert_false(piv_rhost_is_local("admin1", ""));
+}
+
+static void
+test_allowed_services_rules(void **state)
+{
+	static const char *const none[] = { NULL };
+	static const char *const only[] = { "login", "sudo" };
+	static const char *const plus[] = { "+sshd", "-sudo" };
+	static const char *const both[] = { "login", "+gdm-smartcard", "-login" };
+	struct piv_strlist rules;
+
+	(void)state;
+	rules = (struct piv_strlist){ (char **)none, 0 };
+	assert_true(piv_service_allowed(&rules, "login"));
+	assert_true(piv_service_allowed(&rules, "lightdm"));
+	assert_false(piv_service_allowed(&rules, "sshd")); /* the default */
+	rules = (struct piv_strlist){ (char **)only, 2 };
+	assert_true(piv_service_allowed(&rules, "sudo"));
+	assert_false(piv_service_allowed(&rules, "su"));
+	assert_false(piv_service_allowed(&rules, "sshd"));
+	rules = (struct piv_strlist){ (char **)plus, 2 };
+	assert_true(piv_service_allowed(&rules, "sshd"));
+	assert_false(piv_service_allowed(&rules, "sudo"));
+	assert_true(piv_service_allowed(&rules, "login"));
+	rules = (struct piv_strlist){ (char **)both, 3 };
+	assert_false(piv_service_allowed(&rules, "login"));
+	assert_true(piv_service_allowed(&rules, "gdm-smartcard"));
+	assert_false(piv_service_allowed(&rules, "sudo"));
+	assert_false(piv_service_allowed(&rules, "sshd"));
+}
+
+/* The keys of issue 14.5 as the file gives them. */
+static void
+test_conf_access_keys(void **state)
+{
+	struct piv_conf conf;
+	struct piv_conf_error err;
+
+	(void)state;
+	assert_int_equal(load_text(BASE "allowed_services = login, +sudo -sshd\n"
+	                           "allowed_services = gdm-smartcard\nallow_remote = yes\n"
+	                           "foreign_card = ignore\n", 0, NULL, &conf, &err), 0);
+	assert_int_equal(conf.allowed_services.n, 4);
+	assert_string_equal(conf.allowed_services.v[0], "login");
+	assert_string_equal(conf.allowed_services.v[1], "+sudo");
+	assert_string_equal(conf.allowed_services.v[2], "-sshd");
+	assert_string_equal(conf.allowed_services.v[3], "gdm-smartcard");
+	assert_true(conf.allow_remote);
+	assert_true(conf.foreign_card_ignore);
+	piv_conf_free(&conf);
+	assert_int_equal(load_text(BASE, 0, NULL, &conf, &err), 0);
+	assert_int_equal(conf.allowed_services.n, 0);
+	assert_false(conf.allow_remote);
+	assert_false(conf.foreign_card_ignore);
+	piv_conf_free(&conf);
+}
+
 int
 main(void)
 {
@@ -1152,6 +1242,9 @@ main(void)
 		cmocka_unit_test(test_rsa_verify),
 		cmocka_unit_test(test_account_names),
 		cmocka_unit_test(test_map_decide),
+		cmocka_unit_test(test_rhost_local),
+		cmocka_unit_test(test_allowed_services_rules),
+		cmocka_unit_test(test_conf_access_keys),
 	};
 	alarm(120);
 	return cmocka_run_group_tests_name("unit", tests, NULL, NULL);
