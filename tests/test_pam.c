@@ -2234,9 +2234,9 @@ test_ocsp_replay(void **state)
 	                   ALICE_OCSP "good: OCSP: good");
 	expect_ocsp_served("p256", "nonext-10min.ocsp", NULL, PAM_SUCCESS, NULL,
 	                   ALICE_OCSP "good: OCSP: good");
+	/* (made ten minutes before the tests began: older still by now) */
 	expect_ocsp_served("p256", "nonext-10min.ocsp", "ocsp_max_age = 300", PAM_SUCCESS, NULL,
-	                   ALICE_OCSP "unknown: OCSP response is stale: no nextUpdate, and thisUpdate "
-	                   "is 6");
+	                   "s old (ocsp_max_age = 300)");
 	/* ocsp_require_nonce: an answer without the request's nonce does not
 	 * count (here before the default accepts it, and caches it) ... */
 	expect_ocsp_served("p256", "nononce.ocsp", "ocsp_require_nonce = yes", PAM_SUCCESS, NULL,
