@@ -23,6 +23,7 @@
 #include "assess.h"
 #include "auth.h"
 #include "conf.h"
+#include "mapping.h"
 #include "sshkey.h"
 #include "userkeys.h"
 #include "status.h"
@@ -192,6 +193,24 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 	}
 	piv_authenticate(&conf, user, &ui, res);
 	code = piv_status_pam_code(res->status, conf.card_only);
+	if (res->status == PIV_OK && (user == NULL || *user == '\0')) {
+		/* The account's own name, not the string a rule produced: a
+		 * directory that matches names without case, or an alias, would
+		 * otherwise hand later modules (and sshd, login) a name that is
+		 * not the account's. */
+		struct passwd *pw = pam_modutil_getpwnam(pamh, res->account);
+		if (pw == NULL || pw->pw_name == NULL || !piv_valid_account_name(pw->pw_name)) {
+			res->status = PIV_E_INTERNAL;
+			snprintf(res->reason, sizeof(res->reason), "the account is gone from NSS");
+			code = PAM_AUTH_ERR;
+		} else if (strcmp(pw->pw_name, res->account) != 0) {
+			char mapped[300];
+			piv_escape_str(res->account, mapped, sizeof(mapped));
+			pam_syslog(pamh, LOG_INFO, "mapped name %s is the account %s", mapped,
+			           pw->pw_name);
+			snprintf(res->account, sizeof(res->account), "%s", pw->pw_name);
+		}
+	}
 	if (res->status == PIV_OK) {
 		if ((user == NULL || *user == '\0') &&
 		    pam_set_item(pamh, PAM_USER, res->account) != PAM_SUCCESS) {

@@ -19,7 +19,8 @@ if [ -z "${PIV_NETNS:-}" ]; then
 	PIV_NETNS=1 exec unshare --net --mount --propagation private -- \
 		sh -c 'ip link set lo up && exec sh "$0"' "$0"
 fi
-for lib in "$PAM_WRAPPER_LIB" "$NSS_WRAPPER_LIB" "$SOFTHSM2_MODULE" "$PIV_MODULE" "$PIV_SHIM"; do
+for lib in "$PAM_WRAPPER_LIB" "$NSS_WRAPPER_LIB" "$SOFTHSM2_MODULE" "$PIV_MODULE" "$PIV_SHIM" \
+	"$PIV_NSS_MODULE"; do
 	[ -f "$lib" ] || { echo "pam-tests: missing $lib" >&2; exit 1; }
 done
 
@@ -144,6 +145,9 @@ done
 export PIV_FX PIV_WORK PIV_WWW
 export PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$PIV_WORK/svc" PAM_WRAPPER_DEBUGLEVEL=2
 export NSS_WRAPPER_PASSWD="$PIV_FX/passwd" NSS_WRAPPER_GROUP="$PIV_FX/group"
+# and behind the files, a directory that matches names without case
+# (tests/nss_pivtest.c: "ALICE" is alice)
+export NSS_WRAPPER_MODULE_SO_PATH="$PIV_NSS_MODULE" NSS_WRAPPER_MODULE_FN_PREFIX=pivtest
 # Sanitizer builds: the preloaded wrappers come before libasan, and
 # RTLD_DEEPBIND (which ASan cannot live with) is turned off. Reports go to
 # files, because the tests capture stderr to read pam_syslog lines.

@@ -810,6 +810,33 @@ test_usernameless(void **state)
 	outcome_free(&o);
 }
 
+/* Username-less: PAM_USER becomes the account's own name (getpwnam's
+ * pw_name), not the string the mapping produced. Here a mapping file says
+ * "ALICE" and the directory behind nss_wrapper (tests/nss_pivtest.c)
+ * matches names without case (issue 14.4). */
+static void
+test_usernameless_canonical_name(void **state)
+{
+	char extra[4300];
+	struct outcome o;
+
+	(void)state;
+	shell("printf 'ALICE sha256=%%s\n' \"$(openssl x509 -in '%s/pki/alice-p256.crt' -noout "
+	      "-fingerprint -sha256 | sed 's/.*=//')\" > '%s/map.txt' && chmod 600 '%s/map.txt'", fx,
+	      work, work);
+	{
+		struct passwd *pw = getpwnam("ALICE"); /* the fixture: the directory answers */
+		assert_non_null(pw);
+		assert_string_equal(pw->pw_name, "alice");
+	}
+	snprintf(extra, sizeof(extra), "map = file:%s/map.txt", work);
+	expect(&SETUP(.scenario = "p256", .extra = extra), NULL, PIN, PAM_SUCCESS, true, NULL, &o);
+	assert_string_equal(o.user_after, "alice");
+	must_log(&o, "mapped name ALICE is the account alice");
+	must_log(&o, "authentication succeeded: account=alice ");
+	outcome_free(&o);
+}
+
 static void
 test_usernameless_ambiguous(void **state)
 {
@@ -3586,7 +3613,7 @@ main(void)
 		T(test_no_digsig), T(test_policy),
 		T(test_mismatched_key),
 		T(test_mapped_to_other_user), T(test_unknown_account), T(test_usernameless),
-		T(test_usernameless_ambiguous), T(test_map_rules), T(test_map_file_matchers),
+		T(test_usernameless_ambiguous), T(test_usernameless_canonical_name), T(test_map_rules), T(test_map_file_matchers),
 		T(test_map_file_decisions), T(test_hostile_subject_escaped),
 		T(test_remote_login_no_card), T(test_allowed_services), T(test_foreign_card),
 		T(test_two_tokens_for_user),
