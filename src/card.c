@@ -64,21 +64,24 @@ helper_envp(const struct piv_conf *conf)
  * executable that nobody else can replace. A missing or unsafe helper is
  * an installation error, reported as such. */
 static enum piv_status
-check_helper(struct piv_card *card, const char *path)
+check_helper(struct piv_card *card, const struct piv_conf *conf)
 {
+	const char *path = conf->helper;
+	char why[1100];
 	struct stat st;
 
 	if (stat(path, &st) != 0) {
-		card_log(card, LOG_ALERT, "card helper %s: %s", path, strerror(errno));
-		return PIV_E_CONFIG;
+		piv_fmt(why, sizeof(why), "card helper %s: %s", path, strerror(errno));
+	} else if (!S_ISREG(st.st_mode) || !(st.st_mode & S_IXUSR) || st.st_uid != 0 ||
+	           (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		piv_fmt(why, sizeof(why), "card helper %s: not a root-owned executable that only "
+		        "root can write", path);
+	} else {
+		return PIV_OK;
 	}
-	if (!S_ISREG(st.st_mode) || !(st.st_mode & S_IXUSR) || st.st_uid != 0 ||
-	    (st.st_mode & (S_IWGRP | S_IWOTH))) {
-		card_log(card, LOG_ALERT, "card helper %s: not a root-owned executable that only "
-		         "root can write", path);
-		return PIV_E_CONFIG;
-	}
-	return PIV_OK;
+	piv_conf_blame(conf, "helper", why, sizeof(why));
+	card_log(card, LOG_ALERT, "%s", why);
+	return PIV_E_CONFIG;
 }
 
 /* In the child between fork and exec: async-signal-safe calls only. */
@@ -229,7 +232,7 @@ piv_card_open(struct piv_card *card, const struct piv_conf *conf, piv_card_log_f
 	card->log = log;
 	card->ud = ud;
 	card->budget_ms = (int64_t)(conf->card_timeout + conf->card_wait) * 1000;
-	st = check_helper(card, conf->helper);
+	st = check_helper(card, conf);
 	if (st != PIV_OK)
 		return st;
 	st = spawn(card, conf);

@@ -64,7 +64,7 @@ from_dir(const char *dir, const char *user, struct piv_cert_list *list, char *wh
 		return PIV_OK; /* no certificates for this account */
 	/* The administrator's file: root's alone, like the configuration. */
 	if (piv_open_trusted_file(path, PEM_FILE_MAX, &fd, inner, sizeof(inner)) != 0) {
-		piv_fmt(why, why_size, "cert_source %s", inner);
+		piv_fmt(why, why_size, "%s", inner);
 		return PIV_E_CONFIG;
 	}
 	bio = BIO_new_fd(fd, BIO_CLOSE);
@@ -79,7 +79,7 @@ from_dir(const char *dir, const char *user, struct piv_cert_list *list, char *wh
 		OPENSSL_free(der);
 		X509_free(cert);
 		if (rc != 0) {
-			piv_fmt(why, why_size, "cert_source %s: more than %d certificates, or one too large",
+			piv_fmt(why, why_size, "%s: more than %d certificates, or one too large",
 			        path, PIV_MAX_SOURCE_CERTS);
 			BIO_free(bio);
 			return PIV_E_CONFIG;
@@ -87,7 +87,7 @@ from_dir(const char *dir, const char *user, struct piv_cert_list *list, char *wh
 	}
 	/* The end of the file is the only acceptable way to stop. */
 	if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE) {
-		piv_fmt(why, why_size, "cert_source %s: not a PEM file of certificates", path);
+		piv_fmt(why, why_size, "%s: not a PEM file of certificates", path);
 		BIO_free(bio);
 		ERR_clear_error();
 		piv_cert_list_free(list);
@@ -157,5 +157,10 @@ piv_cert_source_get(const struct piv_conf *conf, const char *user, struct piv_ce
 	}
 	if (strcmp(conf->cert_source, "ldap") == 0)
 		return from_ldap(conf, user, list, why, why_size);
-	return from_dir(conf->cert_source + 4, user, list, why, why_size);
+	{
+		enum piv_status st = from_dir(conf->cert_source + 4, user, list, why, why_size);
+		if (st == PIV_E_CONFIG)
+			piv_conf_blame(conf, "cert_source", why, why_size);
+		return st;
+	}
 }

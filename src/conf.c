@@ -627,8 +627,53 @@ add_services(struct loader *ld, const struct item *it, struct piv_strlist *list)
 	return 0;
 }
 
+/* Remember where a key was set (the file and line, or an argument). */
+static int
+note_origin(struct loader *ld, const struct item *it)
+{
+	char entry[PIV_CONF_MAX_LINE + 64];
+
+	if (it->origin != NULL)
+		snprintf(entry, sizeof(entry), "%s=%s:%u", it->key, it->origin, it->line);
+	else
+		snprintf(entry, sizeof(entry), "%s=", it->key);
+	return strlist_add(&ld->conf->origins, entry) == 0 ? 0 : fail(ld, it, "out of memory");
+}
+
+const char *
+piv_conf_where(const struct piv_conf *conf, const char *key)
+{
+	size_t klen = strlen(key);
+
+	for (size_t i = conf->origins.n; i-- > 0;) {
+		const char *e = conf->origins.v[i];
+		if (strncmp(e, key, klen) == 0 && e[klen] == '=')
+			return e[klen + 1] != '\0' ? e + klen + 1 : "module argument";
+	}
+	return "default";
+}
+
+void
+piv_conf_blame(const struct piv_conf *conf, const char *key, char *why, size_t why_size)
+{
+	char inner[1024];
+
+	snprintf(inner, sizeof(inner), "%s", why);
+	snprintf(why, why_size, "%s: %s: %s", piv_conf_where(conf, key), key, inner);
+}
+
+static int apply_value(struct loader *ld, const struct item *it);
+
 static int
 apply(struct loader *ld, const struct item *it)
+{
+	if (apply_value(ld, it) != 0)
+		return -1;
+	return note_origin(ld, it);
+}
+
+static int
+apply_value(struct loader *ld, const struct item *it)
 {
 	const struct key_def *def = find_key(it->key);
 	struct piv_conf *conf = ld->conf;
@@ -1166,6 +1211,7 @@ piv_conf_free(struct piv_conf *conf)
 	free(conf->helper);
 	strlist_free(&conf->helper_env);
 	strlist_free(&conf->allowed_services);
+	strlist_free(&conf->origins);
 	free(conf->ldap_uri);
 	free(conf->ldap_base);
 	free(conf->ldap_user_attr);

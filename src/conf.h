@@ -73,6 +73,7 @@ struct piv_conf {
 	bool foreign_card_ignore; /* a card that maps to another user counts as no card */
 	char *helper;                /* card helper program */
 	struct piv_strlist helper_env; /* NAME=VALUE given to the helper */
+	struct piv_strlist origins;  /* "KEY=FILE:LINE" (or "KEY=") per key set; the last counts */
 };
 
 /* Why loading failed: "FILE:LINE: message" or "argument 'x': message". */
@@ -93,6 +94,14 @@ int piv_conf_load_string(struct piv_conf *conf, const char *name,
                          struct piv_conf_error *err);
 
 void piv_conf_free(struct piv_conf *conf);
+
+/* Where key got its value, for messages about it found later (a path that
+ * does not exist, a file root does not own): "FILE:LINE", "module
+ * argument", or "default". */
+const char *piv_conf_where(const struct piv_conf *conf, const char *key);
+
+/* Put where key was set in front of why: "FILE:LINE: key: WHY". */
+void piv_conf_blame(const struct piv_conf *conf, const char *key, char *why, size_t why_size);
 
 /* 0 if the file may be trusted as configuration or a secret: a regular
  * file (no symlink), owned by root, not writable by group or others, at

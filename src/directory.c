@@ -147,12 +147,12 @@ read_password(const char *path, struct berval *pw, char *why, size_t why_size)
 	int fd;
 
 	if (piv_open_trusted_file(path, PW_FILE_MAX, &fd, inner, sizeof(inner)) != 0) {
-		piv_fmt(why, why_size, "ldap_bind_pw_file %s", inner);
+		piv_fmt(why, why_size, "%s", inner);
 		return PIV_E_CONFIG;
 	}
 	if (fstat(fd, &st) != 0 || (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
 		close(fd);
-		piv_fmt(why, why_size, "ldap_bind_pw_file %s: readable by group or others "
+		piv_fmt(why, why_size, "%s: readable by group or others "
 		        "(it holds a password: chmod 600)", path);
 		return PIV_E_CONFIG;
 	}
@@ -174,7 +174,7 @@ read_password(const char *path, struct berval *pw, char *why, size_t why_size)
 	if (len == 0 || len > PW_FILE_MAX || memchr(buf, '\n', len) != NULL ||
 	    memchr(buf, '\0', len) != NULL) {
 		piv_wipe(buf, sizeof(buf));
-		piv_fmt(why, why_size, "ldap_bind_pw_file %s: must hold one line, the password", path);
+		piv_fmt(why, why_size, "%s: must hold one line, the password", path);
 		return PIV_E_CONFIG;
 	}
 	pw->bv_val = malloc(len + 1);
@@ -213,7 +213,8 @@ set_options(struct piv_dir *dir, char *why, size_t why_size)
 		return PIV_OK;
 	/* The CA decides who may answer for the directory: trust material. */
 	if (piv_check_root_owned(conf->ldap_ca_file, false, inner, sizeof(inner)) != 0) {
-		piv_fmt(why, why_size, "ldap_ca_file %s", inner);
+		piv_fmt(why, why_size, "%s", inner);
+		piv_conf_blame(conf, "ldap_ca_file", why, why_size);
 		return PIV_E_CONFIG;
 	}
 	{
@@ -258,6 +259,8 @@ piv_dir_open(const struct piv_conf *conf, struct piv_dir **out, char *why, size_
 	if (st == PIV_OK && conf->ldap_bind_dn != NULL) {
 		struct berval pw = { 0, NULL };
 		st = read_password(conf->ldap_bind_pw_file, &pw, why, why_size);
+		if (st == PIV_E_CONFIG)
+			piv_conf_blame(conf, "ldap_bind_pw_file", why, why_size);
 		if (st == PIV_OK)
 			st = arm(dir, "bind", why, why_size);
 		if (st == PIV_OK) {

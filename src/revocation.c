@@ -47,20 +47,29 @@ piv_revocation_check(const struct piv_conf *conf, X509_STORE *store, STACK_OF(X5
 {
 	time_t now = time(NULL);
 	int n = sk_X509_num(chain);
-	char cache_why[300];
+	char cache_why[700];
 
 	snprintf(why, why_size, "not checked");
 	if (conf->n_revocation == 0) {
 		snprintf(why, why_size, "revocation checking is off (revocation = none)");
 		return PIV_OK;
 	}
-	if (piv_cache_dir_check(conf->cache_dir, cache_why, sizeof(cache_why)) != 0 ||
-	    (conf->crl_file != NULL &&
-	     piv_check_root_owned(conf->crl_file, false, cache_why, sizeof(cache_why)) != 0) ||
-	    (conf->crl_dir != NULL &&
-	     piv_check_root_owned(conf->crl_dir, true, cache_why, sizeof(cache_why)) != 0)) {
-		/* An older CRL put in place by someone else could hide a
-		 * revocation: CRL sources are trust material too. */
+	/* An older CRL put in place by someone else could hide a revocation:
+	 * CRL sources are trust material too. */
+	if (piv_cache_dir_check(conf->cache_dir, cache_why, sizeof(cache_why)) != 0) {
+		piv_conf_blame(conf, "cache_dir", cache_why, sizeof(cache_why));
+		snprintf(why, why_size, "%s", cache_why);
+		return PIV_E_CONFIG;
+	}
+	if (conf->crl_file != NULL &&
+	    piv_check_root_owned(conf->crl_file, false, cache_why, sizeof(cache_why)) != 0) {
+		piv_conf_blame(conf, "crl_file", cache_why, sizeof(cache_why));
+		snprintf(why, why_size, "%s", cache_why);
+		return PIV_E_CONFIG;
+	}
+	if (conf->crl_dir != NULL &&
+	    piv_check_root_owned(conf->crl_dir, true, cache_why, sizeof(cache_why)) != 0) {
+		piv_conf_blame(conf, "crl_dir", cache_why, sizeof(cache_why));
 		snprintf(why, why_size, "%s", cache_why);
 		return PIV_E_CONFIG;
 	}

@@ -5,6 +5,8 @@
 #include "validate.h"
 #include "util.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +19,8 @@
 #include <openssl/x509v3.h>
 
 #include "prove.h"
+
+#define MAX_CA_DIR_FILES 4096
 
 static const char *const card_auth_eku = "2.16.840.1.101.3.6.8";
 /* id-fpki-common-cardAuth, id-fpki-common-piv-contentSigning-like card
@@ -54,6 +58,42 @@ load_pem_certs(const char *path, STACK_OF(X509) *into)
 	return 0;
 }
 
+/* Every file of a hashed CA directory is trust material, as the
+ * directory is: root's alone (the file a link leads to, too). */
+static int
+check_ca_dir_files(const char *dir_path, char *why, size_t why_size)
+{
+	DIR *dir = opendir(dir_path);
+	struct dirent *de;
+	size_t n = 0;
+	int ret = 0;
+
+	if (dir == NULL) {
+		piv_fmt(why, why_size, "%s: %s", dir_path, strerror(errno));
+		return -1;
+	}
+	while (ret == 0 && (de = readdir(dir)) != NULL) {
+		char path[4200];
+		struct stat st;
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (++n > MAX_CA_DIR_FILES) {
+			piv_fmt(why, why_size, "%s: more than %d files", dir_path, MAX_CA_DIR_FILES);
+			ret = -1;
+		} else if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir_path, de->d_name) >=
+		           sizeof(path)) {
+			piv_fmt(why, why_size, "%s: a name too long", dir_path);
+			ret = -1;
+		} else if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+			continue; /* OpenSSL looks up files only */
+		} else {
+			ret = piv_check_root_owned(path, false, why, why_size);
+		}
+	}
+	closedir(dir);
+	return ret;
+}
+
 enum piv_status
 piv_trust_load(const struct piv_conf *conf, struct piv_trust *trust, char *why, size_t why_size)
 {
@@ -62,24 +102,34 @@ piv_trust_load(const struct piv_conf *conf, struct piv_trust *trust, char *why, 
 	trust->intermediates = sk_X509_new_null();
 	if (trust->store == NULL || trust->intermediates == NULL)
 		goto oom;
-	if ((conf->ca_file != NULL && piv_check_root_owned(conf->ca_file, false, why, why_size) != 0) ||
-	    (conf->ca_dir != NULL && piv_check_root_owned(conf->ca_dir, true, why, why_size) != 0) ||
-	    (conf->intermediates != NULL &&
-	     piv_check_root_owned(conf->intermediates, false, why, why_size) != 0))
+	if (conf->ca_file != NULL && piv_check_root_owned(conf->ca_file, false, why, why_size) != 0) {
+		piv_conf_blame(conf, "ca_file", why, why_size);
 		goto config;
+	}
+	if (conf->ca_dir != NULL && (piv_check_root_owned(conf->ca_dir, true, why, why_size) != 0 ||
+	                             check_ca_dir_files(conf->ca_dir, why, why_size) != 0)) {
+		piv_conf_blame(conf, "ca_dir", why, why_size);
+		goto config;
+	}
+	if (conf->intermediates != NULL &&
+	    piv_check_root_owned(conf->intermediates, false, why, why_size) != 0) {
+		piv_conf_blame(conf, "intermediates", why, why_size);
+		goto config;
+	}
 	if (conf->ca_file != NULL && X509_STORE_load_file(trust->store, conf->ca_file) != 1) {
-		piv_fmt(why, why_size, "ca_file %s: cannot load trust anchors", conf->ca_file);
+		piv_fmt(why, why_size, "%s: cannot load trust anchors", conf->ca_file);
+		piv_conf_blame(conf, "ca_file", why, why_size);
 		goto config;
 	}
 	if (conf->ca_dir != NULL && X509_STORE_load_path(trust->store, conf->ca_dir) != 1) {
-		piv_fmt(why, why_size, "ca_dir %s: cannot use as a hashed certificate directory",
-		        conf->ca_dir);
+		piv_fmt(why, why_size, "%s: cannot use as a hashed certificate directory", conf->ca_dir);
+		piv_conf_blame(conf, "ca_dir", why, why_size);
 		goto config;
 	}
 	if (conf->intermediates != NULL &&
 	    load_pem_certs(conf->intermediates, trust->intermediates) != 0) {
-		piv_fmt(why, why_size, "intermediates %s: cannot read PEM certificates",
-		        conf->intermediates);
+		piv_fmt(why, why_size, "%s: cannot read PEM certificates", conf->intermediates);
+		piv_conf_blame(conf, "intermediates", why, why_size);
 		goto config;
 	}
 	ERR_clear_error();

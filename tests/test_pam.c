@@ -1448,6 +1448,36 @@ test_config_errors(void **state)
 	check_config_error("require_eku = notAnEku", "EKU");
 	check_config_error("ca_file = /nonexistent/ca.pem", "/nonexistent/ca.pem: No such file");
 	{
+		/* a path that fails later is reported with its file and line */
+		static const char *const bad[][3] = { /* extra lines, its line, what the log says */
+			{ "ca_file = /nonexistent/ca.pem", "ca_file = /nonexistent",
+			  "ca_file: /nonexistent/ca.pem: No such file" },
+			{ "intermediates = /nonexistent/int.pem", "intermediates = /nonexistent",
+			  "intermediates: /nonexistent/int.pem: No such file" },
+			{ "helper = /nonexistent/helper", "helper = /nonexistent",
+			  "helper: card helper /nonexistent/helper" },
+			{ "revocation = crl\ncrl_dir = /nonexistent/crl.d", "crl_dir = ",
+			  "crl_dir: /nonexistent/crl.d: No such file" },
+			{ "revocation = crl\ncache_dir = /nonexistent/x/cache", "cache_dir = ",
+			  "cache_dir: cache_dir /nonexistent/x/cache: No such file" },
+		};
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			char path[4096], needle[300];
+			char *text, *at;
+			int line = 1;
+			configure(&SETUP(.scenario = "p256", .extra = bad[i][0]));
+			snprintf(path, sizeof(path), "%s/current.conf", work);
+			text = slurp(path);
+			at = strstr(text, bad[i][1]);
+			assert_non_null(at);
+			for (char *p = text; p < at; p++)
+				line += *p == '\n';
+			free(text);
+			snprintf(needle, sizeof(needle), "current.conf:%d: %s", line, bad[i][2]);
+			check_config_error(bad[i][0], needle);
+		}
+	}
+	{
 		/* a file that is no PEM at all */
 		char more[4200];
 		snprintf(more, sizeof(more), "ca_file = %s/passwd", fx);
@@ -2660,6 +2690,34 @@ test_unsafe_trust_files(void **state)
 	expect_crl("revoked", more, "alice", PAM_AUTH_ERR, false, "revocation status unavailable",
 	           &o);
 	must_log(&o, "crl_dir: skipping");
+	outcome_free(&o);
+	/* ca_dir: each file in it (and the file a link leads to) is
+	 * checked like the directory (issue 14.4) */
+	shell("rm -rf '%s/ca.d' && mkdir '%s/ca.d' && cp '%s/pki/ca/root.pem' '%s/ca.d/' && "
+	      "openssl rehash '%s/ca.d'", work, work, fx, work, work);
+	snprintf(more, sizeof(more), "ca_dir = %s/ca.d", work);
+	expect(&SETUP(.scenario = "p256", .extra = more), "alice", PIN, PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+	shell("chown 65534 '%s/ca.d/root.pem'", work);
+	expect(&SETUP(.scenario = "p256", .extra = more), "alice", PIN, PAM_SERVICE_ERR, false, NULL,
+	       &o);
+	/* (the file, or the hash link to it: whichever comes first) */
+	must_log(&o, "ca_dir: ");
+	must_log(&o, "/ca.d/");
+	must_log(&o, ": must be owned by root and not writable by group or others");
+	outcome_free(&o);
+	shell("chown 0 '%s/ca.d/root.pem' && chmod 666 '%s/ca.d/root.pem'", work, work);
+	expect(&SETUP(.scenario = "p256", .extra = more), "alice", PIN, PAM_SERVICE_ERR, false, NULL,
+	       &o);
+	must_log(&o, "must be owned by root and not writable by group or others");
+	outcome_free(&o);
+	/* a link in it to a file elsewhere that someone else owns */
+	shell("chmod 644 '%s/ca.d/root.pem' && cp '%s/pki/ca/root.pem' '%s/elsewhere.pem' && "
+	      "chown 65534 '%s/elsewhere.pem' && ln -s '%s/elsewhere.pem' '%s/ca.d/extra.0'", work, fx,
+	      work, work, work, work);
+	expect(&SETUP(.scenario = "p256", .extra = more), "alice", PIN, PAM_SERVICE_ERR, false, NULL,
+	       &o);
+	must_log(&o, "/ca.d/extra.0: must be owned by root");
 	outcome_free(&o);
 }
 
