@@ -104,6 +104,28 @@ usage(FILE *out)
 	fprintf(out, "usage: pam-piv-authorized-keys [--config PATH] [--cache-dir DIR] [--debug] USER\n");
 }
 
+static void
+help(void)
+{
+	usage(stdout);
+	printf("\n"
+	       "sshd's AuthorizedKeysCommand: prints the SSH public keys of USER's\n"
+	       "certificates from cert_source that are valid now (chain, dates, usage,\n"
+	       "policies, revocation, and mapped back to USER), one authorized_keys line\n"
+	       "each; why the others are left out goes to standard error.\n"
+	       "\n"
+	       "  --config PATH     the configuration file (default %s)\n"
+	       "  --cache-dir DIR   where to keep revocation answers (default: the\n"
+	       "                    module's cache_dir as root, else a private temporary\n"
+	       "                    directory for this run)\n"
+	       "  --debug           every step on standard error\n"
+	       "  --version         print the version and exit\n"
+	       "  --help            print this help and exit\n"
+	       "\n"
+	       "Exit status: 0 (keys printed or none), 1 error (configuration, directory),\n"
+	       "2 usage error. See pam-piv-authorized-keys(8).\n", PIV_CONF_PATH);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -112,6 +134,7 @@ main(int argc, char **argv)
 		{ "cache-dir", required_argument, NULL, 'C' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config = PIV_CONF_PATH, *cache_dir = NULL;
@@ -127,12 +150,13 @@ main(int argc, char **argv)
 	size_t n_valid = 0;
 	int c, rc = 1;
 
-	while ((c = getopt_long(argc, argv, "c:C:dh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:C:dhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': config = optarg; break;
 		case 'C': cache_dir = optarg; break;
 		case 'd': run.debug = true; break;
-		case 'h': usage(stdout); return 0;
+		case 'h': help(); return 0;
+		case 'V': printf("pam-piv-authorized-keys (pam_piv) %s\n", PACKAGE_VERSION); return 0;
 		default: usage(stderr); return 2;
 		}
 	}

@@ -20,7 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/objects.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -380,7 +382,122 @@ read_pin(struct check *c)
 static void
 usage(FILE *out)
 {
-	fprintf(out, "usage: pam-piv-check [--config PATH] [--user USER] [--pin-stdin] [--json]\n");
+	fprintf(out, "usage: pam-piv-check [--config PATH] [--user USER] [--service NAME] "
+	        "[--rhost HOST] [--pin-stdin] [--json]\n");
+}
+
+static void
+help(void)
+{
+	usage(stdout);
+	printf("\n"
+	       "Runs the authentication of pam_piv(8) with the module's configuration and\n"
+	       "code, and shows every step: the card's tokens and certificates, the chain,\n"
+	       "revocation (with the source and age of each answer), each mapping rule,\n"
+	       "and with a PIN the login itself. Run it as root, as the module runs.\n"
+	       "\n"
+	       "  --config PATH   the configuration file (default %s)\n"
+	       "  --user USER     check a login as USER (default: a username-less login)\n"
+	       "  --service NAME  as the PAM service NAME would (allowed_services)\n"
+	       "  --rhost HOST    as a login from HOST would (PAM_RHOST, allow_remote)\n"
+	       "  --pin-stdin     read the PIN from the first line of standard input and\n"
+	       "                  run the whole login (a wrong PIN costs a PIN try)\n"
+	       "  --json          one JSON object instead of text\n"
+	       "  --version       print the version and exit\n"
+	       "  --help          print this help and exit\n"
+	       "\n"
+	       "Exit status: 0 the login would succeed; 1 it would fail; 2 configuration\n"
+	       "error; 3 every step before the PIN passed (no PIN given); 4 usage error.\n"
+	       "See pam-piv-check(1).\n", PIV_CONF_PATH);
+}
+
+/* The CA certificates of the trust material that issue no other CA of it:
+ * the ones that may issue the cards. */
+static size_t
+count_issuing_cas(const struct piv_conf *conf, const struct piv_trust *trust)
+{
+	STACK_OF(X509) *cas = sk_X509_new_null();
+	STACK_OF(X509) *objs = X509_STORE_get1_all_certs(trust->store); /* owns what it holds */
+	size_t n = 0;
+
+	if (objs == NULL)
+		objs = sk_X509_new_null();
+	if (cas == NULL || objs == NULL)
+		goto out;
+	for (int i = 0; objs != NULL && i < sk_X509_num(objs); i++)
+		sk_X509_push(cas, sk_X509_value(objs, i));
+	for (int i = 0; i < sk_X509_num(trust->intermediates); i++)
+		sk_X509_push(cas, sk_X509_value(trust->intermediates, i));
+	if (conf->ca_dir != NULL) {
+		DIR *dir = opendir(conf->ca_dir);
+		struct dirent *de;
+		while (dir != NULL && (de = readdir(dir)) != NULL && sk_X509_num(cas) < 4096) {
+			char path[4200];
+			FILE *f;
+			X509 *cert;
+			if (de->d_name[0] == '.' ||
+			    (size_t)snprintf(path, sizeof(path), "%s/%s", conf->ca_dir, de->d_name) >=
+			    sizeof(path) || (f = fopen(path, "r")) == NULL)
+				continue;
+			while ((cert = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
+				if (!sk_X509_push(cas, cert) || !sk_X509_push(objs, cert))
+					X509_free(cert);
+			fclose(f);
+		}
+		if (dir != NULL)
+			closedir(dir);
+	}
+	for (int i = 0; i < sk_X509_num(cas); i++) {
+		X509 *ca = sk_X509_value(cas, i);
+		bool issues_ca = false, seen = false;
+		if (X509_check_ca(ca) == 0)
+			continue;
+		for (int j = 0; j < sk_X509_num(cas) && !issues_ca && !seen; j++) {
+			X509 *other = sk_X509_value(cas, j);
+			if (j < i && X509_cmp(other, ca) == 0)
+				seen = true; /* the same certificate twice (a hash link) */
+			else if (other != ca && X509_cmp(other, ca) != 0 && X509_check_ca(other) != 0 &&
+			         X509_check_issued(ca, other) == X509_V_OK)
+				issues_ca = true;
+		}
+		if (!issues_ca && !seen)
+			n++;
+	}
+out:
+	sk_X509_free(cas);
+	sk_X509_pop_free(objs, X509_free);
+	ERR_clear_error();
+	return n;
+}
+
+/* Rules that do not bind the issuer map a certificate of any trusted CA
+ * with the same name to the same account. */
+static void
+warn_unbound_rules(struct check *c, const struct piv_conf *conf, const struct piv_trust *trust)
+{
+	size_t n_cas;
+
+	if (conf->require_issuer.n > 0)
+		return;
+	n_cas = count_issuing_cas(conf, trust);
+	if (n_cas < 2)
+		return;
+	for (size_t i = 0; i < conf->n_rules; i++) {
+		const struct piv_rule *r = &conf->rules[i];
+		const char *map = r->map;
+		if (r->match != NULL && strstr(r->match, "<ISSUER>") != NULL)
+			continue;
+		if (strncmp(map, "ldap:", 5) == 0 &&
+		    (strstr(map, "{issuer_dn") != NULL || strstr(map, "{cert!") != NULL))
+			continue;
+		add_event(c, "warning", "issuer", "warn", "%zu issuing CAs are trusted and rule %zu (%s) "
+		          "does not bind the issuer%s: a certificate of any of them with the same %s "
+		          "maps to the same account; set require_issuer, or a match line with <ISSUER>",
+		          n_cas, i + 1, map,
+		          strncmp(map, "file:", 5) == 0 ? " (unless its lines use sha256= or "
+		                                          "issuer+serial=)" : "",
+		          strncmp(map, "file:", 5) == 0 ? "subject, SKI, UUID or FASC-N" : "values");
+	}
 }
 
 int
@@ -391,7 +508,10 @@ main(int argc, char **argv)
 		{ "user", required_argument, NULL, 'u' },
 		{ "pin-stdin", no_argument, NULL, 'p' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "service", required_argument, NULL, 's' },
+		{ "rhost", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config = PIV_CONF_PATH, *user = NULL, *result;
@@ -414,13 +534,16 @@ main(int argc, char **argv)
 	}
 	c->current = -1;
 	status = -1;
-	while (status < 0 && (opt = getopt_long(argc, argv, "c:u:pjh", opts, NULL)) != -1) {
+	while (status < 0 && (opt = getopt_long(argc, argv, "c:u:pjhs:r:V", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': config = optarg; break;
 		case 'u': user = optarg; break;
 		case 'p': pin_stdin = true; break;
 		case 'j': c->json = true; break;
-		case 'h': usage(stdout); status = 0; break;
+		case 's': ui.service = optarg; break;
+		case 'r': ui.rhost = optarg; break;
+		case 'h': help(); status = 0; break;
+		case 'V': printf("pam-piv-check (pam_piv) %s\n", PACKAGE_VERSION); status = 0; break;
 		default: usage(stderr); status = EXIT_USAGE; break;
 		}
 	}
@@ -476,6 +599,7 @@ main(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	c->trust = &trust;
+	warn_unbound_rules(c, &conf, &trust);
 	piv_authenticate(&conf, user, &ui, res);
 	piv_free_secret(&c->pin);
 	if (res->status == PIV_OK) {

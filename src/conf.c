@@ -41,6 +41,7 @@ enum key_kind {
 	K_CERT_SOURCE, /* ldap or dir:PATH */
 	K_SERVICES,   /* PAM service names, each optionally +/-, comma-separated */
 	K_FOREIGN,    /* fail or ignore */
+	K_ISSUER_LIST, /* a DN, repeatable */
 };
 
 struct key_def {
@@ -64,6 +65,7 @@ static const struct key_def key_defs[] = {
 	{ "intermediates", K_PATH, OFF(intermediates), 0, 0 },
 	{ "require_eku", K_EKU_LIST, OFF(require_eku), 0, 0 },
 	{ "require_policy", K_POLICY_LIST, OFF(require_policy), 0, 0 },
+	{ "require_issuer", K_ISSUER_LIST, OFF(require_issuer), 0, 0 },
 	{ "revocation", K_REVOCATION, 0, 0, 0 },
 	{ "revocation_fail", K_FAIL_POLICY, OFF(revocation_fail_open), 0, 0 },
 	{ "crl_file", K_PATH, OFF(crl_file), 0, 0 },
@@ -799,6 +801,14 @@ apply_value(struct loader *ld, const struct item *it)
 		break;
 	case K_SERVICES:
 		return add_services(ld, it, field);
+	case K_ISSUER_LIST: {
+		LDAPDN dn = NULL;
+		int rc = ldap_str2dn(it->value, &dn, LDAP_DN_FORMAT_LDAPV3);
+		ldap_dnfree(dn);
+		if (rc != LDAP_SUCCESS || strlen(it->value) >= 1000)
+			return fail(ld, it, "'require_issuer' takes a distinguished name (RFC 4514)");
+		return strlist_add(field, it->value) == 0 ? 0 : fail(ld, it, "out of memory");
+	}
 	case K_FOREIGN:
 		if (strcmp(it->value, "fail") == 0)
 			*(bool *)field = false;
@@ -858,7 +868,7 @@ static bool
 skip_file_key(int argc, const char **argv, const char *key)
 {
 	static const char *const groups[] = { "require_eku", "require_policy", "map", "helper_env",
-	                                      "allowed_services" };
+	                                      "allowed_services", "require_issuer" };
 
 	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
 		if (is_list_group(key, groups[i]))
@@ -1203,6 +1213,7 @@ piv_conf_free(struct piv_conf *conf)
 	free(conf->ocsp_url);
 	strlist_free(&conf->require_eku);
 	strlist_free(&conf->require_policy);
+	strlist_free(&conf->require_issuer);
 	for (size_t i = 0; i < conf->n_rules; i++) {
 		free(conf->rules[i].match);
 		free(conf->rules[i].map);

@@ -43,6 +43,7 @@ struct piv_conf {
 	char *intermediates;
 	struct piv_strlist require_eku;
 	struct piv_strlist require_policy;
+	struct piv_strlist require_issuer; /* RFC 4514 DNs; the leaf's issuer must be one */
 	enum piv_rev_method revocation[2]; /* in order; none when n is 0 */
 	size_t n_revocation;
 	bool revocation_fail_open;

@@ -4,6 +4,7 @@
 #include "mapfile.h"
 #include "conf.h"
 #include "util.h"
+#include "validate.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -38,26 +39,6 @@ lower_hex(const unsigned char *in, size_t len, char *out, size_t out_size)
 	out[o] = '\0';
 }
 
-/* RFC 4514 form with our escaping left out: comparisons are on what an
- * administrator would write. */
-static void
-dn_text(const X509_NAME *name, char *out, size_t out_size)
-{
-	BIO *bio = BIO_new(BIO_s_mem());
-	char *data = NULL;
-	long len;
-
-	out[0] = '\0';
-	if (bio == NULL)
-		return;
-	if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~(unsigned long)ASN1_STRFLGS_ESC_MSB) >= 0 &&
-	    (len = BIO_get_mem_data(bio, &data)) > 0 && (size_t)len < out_size) {
-		memcpy(out, data, (size_t)len);
-		out[len] = '\0';
-	}
-	BIO_free(bio);
-}
-
 /* 8-4-4-4-12 hex digits: what a uuid= matcher can name. */
 static bool
 uuid_syntax(const char *s, size_t len)
@@ -85,8 +66,8 @@ piv_cert_facts(X509 *cert, struct piv_cert_facts *f)
 	if (X509_digest(cert, EVP_sha256(), md, &md_len) != 1)
 		return -1;
 	lower_hex(md, md_len, f->sha256, sizeof(f->sha256));
-	dn_text(X509_get_subject_name(cert), f->subject, sizeof(f->subject));
-	dn_text(X509_get_issuer_name(cert), f->issuer, sizeof(f->issuer));
+	piv_name_rfc4514(X509_get_subject_name(cert), f->subject, sizeof(f->subject));
+	piv_name_rfc4514(X509_get_issuer_name(cert), f->issuer, sizeof(f->issuer));
 	/* RFC 5280 serials are positive; a negative one is no serial fact (its
 	 * magnitude would match the line of another certificate) */
 	if (serial != NULL && ASN1_STRING_type(serial) == V_ASN1_INTEGER) {
@@ -145,46 +126,6 @@ norm_hex(const char *in, char *out, size_t out_size, size_t want_digits)
 	return o > 0 && (want_digits == 0 || o == want_digits);
 }
 
-/* A DN as written: spaces around separators dropped, for a
- * case-insensitive comparison with the certificate's. false when it does
- * not fit in out (compared cut short, a longer DN would match). */
-static bool
-norm_dn(const char *in, char *out, size_t out_size)
-{
-	size_t o = 0;
-
-	while (*in == ' ')
-		in++;
-	for (; *in && o + 1 < out_size; in++) {
-		if (*in == ' ') {
-			const char *next = in;
-			while (*next == ' ')
-				next++;
-			if (*next == ',' || *next == '+' || *next == '=' || *next == '\0' ||
-			    (o > 0 && (out[o - 1] == ',' || out[o - 1] == '+' || out[o - 1] == '=')))
-				continue;
-		}
-		if (*in == '\\' && in[1] != '\0' && o + 2 < out_size) {
-			out[o++] = *in++; /* keep an escaped character as it is */
-		}
-		out[o++] = *in;
-	}
-	out[o] = '\0';
-	while (*in == ' ')
-		in++;
-	return *in == '\0';
-}
-
-static bool
-dn_equal(const char *written, const char *cert_dn)
-{
-	char a[1024], b[1024];
-
-	if (!norm_dn(written, a, sizeof(a)) || !norm_dn(cert_dn, b, sizeof(b)))
-		return false;
-	return a[0] != '\0' && strcasecmp(a, b) == 0;
-}
-
 static bool
 serial_equal(const char *written, const char *cert_serial)
 {
@@ -228,7 +169,7 @@ match_one(const char *matcher, const struct piv_cert_facts *f, const char **why)
 			*why = "subject= takes a DN";
 			return -1;
 		}
-		return dn_equal(v, f->subject);
+		return piv_dn_equal(v, f->subject);
 	}
 	if (KIND("issuer+serial")) {
 		const char *semi = strrchr(v, ';');
@@ -240,7 +181,7 @@ match_one(const char *matcher, const struct piv_cert_facts *f, const char **why)
 		}
 		memcpy(dn, v, (size_t)(semi - v));
 		dn[semi - v] = '\0';
-		return dn_equal(dn, f->issuer) && serial_equal(semi + 1, f->serial);
+		return piv_dn_equal(dn, f->issuer) && serial_equal(semi + 1, f->serial);
 	}
 	if (KIND("ski")) {
 		if (!norm_hex(v, hex, sizeof(hex), 0)) {

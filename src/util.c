@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 void
@@ -165,4 +166,44 @@ piv_sigpipe_restore(struct piv_sigpipe_guard *g)
 			;
 	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
 	g->active = false;
+}
+
+/* A DN as written: spaces around separators dropped, for a
+ * case-insensitive comparison with the certificate's. false when it does
+ * not fit in out (compared cut short, a longer DN would match). */
+static bool
+norm_dn(const char *in, char *out, size_t out_size)
+{
+	size_t o = 0;
+
+	while (*in == ' ')
+		in++;
+	for (; *in && o + 1 < out_size; in++) {
+		if (*in == ' ') {
+			const char *next = in;
+			while (*next == ' ')
+				next++;
+			if (*next == ',' || *next == '+' || *next == '=' || *next == '\0' ||
+			    (o > 0 && (out[o - 1] == ',' || out[o - 1] == '+' || out[o - 1] == '=')))
+				continue;
+		}
+		if (*in == '\\' && in[1] != '\0' && o + 2 < out_size) {
+			out[o++] = *in++; /* keep an escaped character as it is */
+		}
+		out[o++] = *in;
+	}
+	out[o] = '\0';
+	while (*in == ' ')
+		in++;
+	return *in == '\0';
+}
+
+bool
+piv_dn_equal(const char *written, const char *cert_dn)
+{
+	char a[1024], b[1024];
+
+	if (!norm_dn(written, a, sizeof(a)) || !norm_dn(cert_dn, b, sizeof(b)))
+		return false;
+	return a[0] != '\0' && strcasecmp(a, b) == 0;
 }

@@ -49,6 +49,11 @@ void piv_sigpipe_restore(struct piv_sigpipe_guard *g);
 /* Milliseconds on the monotonic clock. */
 int64_t piv_now_ms(void);
 
+/* Two distinguished names in RFC 4514 form, as an administrator writes
+ * one and as a certificate's prints: spaces around separators do not
+ * count, case does not count, and an empty or overlong DN matches none. */
+bool piv_dn_equal(const char *written, const char *cert_dn);
+
 /* Strict decimal parse of an unsigned value in [min, max]. 0 on success. */
 int piv_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
 

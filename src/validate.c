@@ -351,6 +351,18 @@ piv_validate(const struct piv_conf *conf, const struct piv_trust *trust,
 		goto out;
 	}
 	st = check_leaf(conf, leaf, why, why_size);
+	if (st == PIV_OK && conf->require_issuer.n > 0) {
+		char issuer[1024], esc[600];
+		bool listed = false;
+		piv_name_rfc4514(X509_get_issuer_name(leaf), issuer, sizeof(issuer));
+		for (size_t i = 0; i < conf->require_issuer.n && !listed; i++)
+			listed = piv_dn_equal(conf->require_issuer.v[i], issuer);
+		if (!listed) {
+			piv_fmt(why, why_size, "issued by %s, which is not one of require_issuer",
+			        piv_escape_str(issuer, esc, sizeof(esc)));
+			st = PIV_E_CERT_UNTRUSTED;
+		}
+	}
 	if (st == PIV_OK && chain_out != NULL && (*chain_out = X509_STORE_CTX_get1_chain(ctx)) == NULL)
 		st = PIV_E_INTERNAL;
 	if (st == PIV_OK) {
@@ -364,6 +376,26 @@ out:
 	sk_X509_pop_free(untrusted, X509_free);
 	X509_free(leaf);
 	return st;
+}
+
+/* RFC 4514 form with our escaping left out: comparisons are on what an
+ * administrator would write. */
+void
+piv_name_rfc4514(const X509_NAME *name, char *out, size_t out_size)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data = NULL;
+	long len;
+
+	out[0] = '\0';
+	if (bio == NULL)
+		return;
+	if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~(unsigned long)ASN1_STRFLGS_ESC_MSB) >= 0 &&
+	    (len = BIO_get_mem_data(bio, &data)) > 0 && (size_t)len < out_size) {
+		memcpy(out, data, (size_t)len);
+		out[len] = '\0';
+	}
+	BIO_free(bio);
 }
 
 int

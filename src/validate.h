@@ -42,6 +42,10 @@ enum piv_status piv_validate(const struct piv_conf *conf, const struct piv_trust
                              const struct piv_blob *extras, size_t n_extras,
                              X509 **leaf, STACK_OF(X509) **chain, char *why, size_t why_size);
 
+/* A name in RFC 4514 form, not escaped for a log: for comparisons with
+ * what an administrator wrote (piv_dn_equal). "" when it does not fit. */
+void piv_name_rfc4514(const X509_NAME *name, char *out, size_t out_size);
+
 /* An ASN.1 time as seconds since the epoch. 0, or -1 if unreadable. */
 int piv_asn1_time_to_unix(const ASN1_TIME *t, int64_t *out);
 

@@ -3577,6 +3577,81 @@ test_check_tool(void **state)
 
 /* pam-piv-check on every test card, with the PIN: the exit status and the
  * step that decides. */
+/* Several issuing CAs and a rule that does not bind the issuer: the
+ * tool warns; require_issuer (checked at login) or <ISSUER> silences it
+ * (issue 14.4). Also --version, --help, --service, --rhost. */
+static void
+test_check_tool_issuers(void **state)
+{
+	char extra[9000], *out;
+
+	(void)state;
+	shell("cat '%s/pki/intermediates.pem' '%s/pki/ca/inter2.crt' > '%s/int2.pem' && "
+	      "chmod 644 '%s/int2.pem'", fx, fx, work, work);
+	snprintf(extra, sizeof(extra), "intermediates = %s/int2.pem", work);
+	configure(&SETUP(.scenario = "p256", .extra = extra));
+	assert_int_equal(run_check("--user alice", PIN, &out), 0);
+	check_must(out, "issuer               warn  2 issuing CAs are trusted and rule 1 "
+	                "(name:{subject_dn_component.uid}) does not bind the issuer");
+	free(out);
+	snprintf(extra, sizeof(extra), "intermediates = %s/int2.pem\n"
+	         "require_issuer = cn=PIV Test Issuing CA, o=PIV Test, c=US", work);
+	configure(&SETUP(.scenario = "p256", .extra = extra));
+	assert_int_equal(run_check("--user alice", PIN, &out), 0);
+	assert_null(strstr(out, "does not bind the issuer"));
+	free(out);
+	snprintf(extra, sizeof(extra), "intermediates = %s/int2.pem\n"
+	         "match = <ISSUER>^CN=PIV Test Issuing CA,O=PIV Test,C=US$\n"
+	         "map = name:{subject_dn_component.uid}", work);
+	configure(&SETUP(.scenario = "p256", .extra = extra));
+	assert_int_equal(run_check("--user alice", PIN, &out), 0);
+	assert_null(strstr(out, "does not bind the issuer"));
+	free(out);
+	/* one issuing CA (the default fixture): no warning */
+	configure(&SETUP(.scenario = "p256"));
+	assert_int_equal(run_check("--user alice", NULL, &out), 3);
+	assert_null(strstr(out, "does not bind the issuer"));
+	free(out);
+	/* the login as a service and a host would see it */
+	assert_int_equal(run_check("--user alice --service sshd", NULL, &out), 1);
+	check_must(out, "not used for the PAM service sshd (allowed_services)");
+	free(out);
+	assert_int_equal(run_check("--user alice --rhost 192.0.2.9", NULL, &out), 1);
+	check_must(out, "not used for a login from 192.0.2.9");
+	free(out);
+	assert_int_equal(run_check("--version", NULL, &out), 0);
+	check_must(out, "pam-piv-check (pam_piv) ");
+	free(out);
+	assert_int_equal(run_check("--help", NULL, &out), 0);
+	check_must(out, "--rhost HOST");
+	check_must(out, "Exit status: 0 the login would succeed");
+	free(out);
+	assert_int_equal(run_check("--no-such-option", NULL, &out), 4);
+	check_must(out, "usage: pam-piv-check");
+	free(out);
+	shell("'%s' --version | grep -q '^pam-piv-authorized-keys (pam_piv) [0-9]'", keys_tool);
+	shell("'%s' --help | grep -q -- '--cache-dir DIR'", keys_tool);
+	shell("! '%s' --bogus >/dev/null 2>&1", keys_tool);
+}
+
+/* require_issuer: the card's certificate must come from one of these CAs
+ * (issue 14.4); refused before any PIN otherwise. */
+static void
+test_require_issuer(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	expect(&SETUP(.scenario = "p256", .extra = "require_issuer = CN=PIV Test Issuing CA 2,O=PIV Test,C=US"),
+	       "alice", PIN, PAM_AUTH_ERR, false, "not trusted", &o);
+	must_log(&o, "which is not one of require_issuer");
+	outcome_free(&o);
+	expect(&SETUP(.scenario = "p256", .extra = "require_issuer = CN=PIV Test Issuing CA 2,O=PIV Test,C=US\n"
+	              "require_issuer = cn=PIV Test Issuing CA , o=PIV Test, c=US"),
+	       "alice", PIN, PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+}
+
 static void
 test_check_tool_every_card(void **state)
 {
@@ -3690,6 +3765,7 @@ main(void)
 		R(test_ocsp_responder_hangs), R(test_ocsp_bad_answers), R(test_ocsp_replay),
 		R(test_ocsp_stale_revoked), R(test_concurrent_logins),
 		R(test_check_tool), R(test_check_tool_every_card), R(test_check_tool_revocation),
+		R(test_check_tool_issuers), R(test_require_issuer),
 		R(test_sshd_key_check),
 		R(test_cve_2025_24531_error_paths_in_stacks), R(test_pin_lengths), R(test_long_names),
 		R(test_pin_not_left_in_memory), R(test_pin_never_logged), R(test_soak),
