@@ -137,17 +137,25 @@ file_identity(const char *path, uint8_t out[32])
 	return 0;
 }
 
+/* SHA-256 of DER that an i2d function just made (len, der: its result),
+ * which is freed. */
+static int
+hash_der(int len, unsigned char *der, uint8_t out[32])
+{
+	if (len <= 0 || der == NULL)
+		return -1;
+	piv_sha256(der, (size_t)len, out);
+	OPENSSL_free(der);
+	return 0;
+}
+
 static int
 name_hash(const X509_NAME *name, uint8_t out[32])
 {
 	unsigned char *der = NULL;
 	int len = i2d_X509_NAME(name, &der);
 
-	if (len <= 0)
-		return -1;
-	piv_sha256(der, (size_t)len, out);
-	OPENSSL_free(der);
-	return 0;
+	return hash_der(len, der, out);
 }
 
 static int
@@ -156,11 +164,7 @@ key_hash(X509 *cert, uint8_t out[32])
 	unsigned char *der = NULL;
 	int len = i2d_PUBKEY(X509_get0_pubkey(cert), &der);
 
-	if (len <= 0)
-		return -1;
-	piv_sha256(der, (size_t)len, out);
-	OPENSSL_free(der);
-	return 0;
+	return hash_der(len, der, out);
 }
 
 /* Read a CRL file, DER or PEM, of bounded size. */
@@ -226,11 +230,7 @@ general_name_hash(GENERAL_NAME *gn, uint8_t out[32])
 	unsigned char *der = NULL;
 	int len = i2d_GENERAL_NAME(gn, &der);
 
-	if (len <= 0)
-		return -1;
-	piv_sha256(der, (size_t)len, out);
-	OPENSSL_free(der);
-	return 0;
+	return hash_der(len, der, out);
 }
 
 /* The names of a distribution point: its full names, or its name relative
@@ -752,17 +752,9 @@ struct crl_result {
 	bool verified;      /* the issuer's CRL, verified with its key: what it lists is revoked */
 	bool listed;        /* verified, and the certificate's serial is in it */
 	bool usable;        /* verified, in scope, current, no rollback */
-	bool expired;
-	bool delta;
+	bool delta;         /* a delta CRL */
 	bool needs_delta;   /* a complete CRL that announces delta CRLs */
-	bool numbered;
-	uint8_t number[PIV_CRL_RECORD];
-	uint8_t base_number[PIV_CRL_RECORD];
-	uint8_t scope_id[32];
-	uint32_t n_freshest;
-	char freshest[PIV_CRL_MAX_FRESHEST][PIV_CRL_URL_MAX];
-	uint64_t count;
-	int64_t this_update, next_update;
+	struct piv_crl_index crl; /* its index (verified ones), not mapped any more */
 	char why[300];
 };
 
@@ -832,15 +824,9 @@ consult(struct crl_run *run, const char *crl_path, struct crl_result *res)
 	res->listed = piv_crl_index_has(&idx, run->serial);
 	res->delta = (idx.flags & PIV_CRL_IDX_DELTA) != 0;
 	res->needs_delta = (idx.flags & PIV_CRL_IDX_FRESHEST) != 0;
-	res->numbered = (idx.flags & PIV_CRL_IDX_NUMBERED) != 0;
-	memcpy(res->number, idx.number, PIV_CRL_RECORD);
-	memcpy(res->base_number, idx.base_number, PIV_CRL_RECORD);
-	memcpy(res->scope_id, idx.scope_id, 32);
-	res->n_freshest = idx.n_freshest;
-	memcpy(res->freshest, idx.freshest, sizeof(res->freshest));
-	res->count = idx.count;
-	res->this_update = idx.this_update;
-	res->next_update = idx.next_update;
+	res->crl = idx;
+	res->crl.map = NULL;
+	res->crl.records = NULL;
 	if ((idx.scope & PIV_CRL_SCOPE_ONLY_USER) && run->is_ca) {
 		piv_fmt(res->why, sizeof(res->why), "CRL covers only end-entity certificates");
 	} else if ((idx.scope & PIV_CRL_SCOPE_ONLY_CA) && !run->is_ca) {
@@ -852,7 +838,6 @@ consult(struct crl_run *run, const char *crl_path, struct crl_result *res)
 	} else if (idx.this_update > (int64_t)now + CLOCK_SKEW) {
 		piv_fmt(res->why, sizeof(res->why), "CRL is not yet valid (thisUpdate in the future)");
 	} else if (idx.next_update <= (int64_t)now) {
-		res->expired = true;
 		piv_fmt(res->why, sizeof(res->why), "CRL has expired (nextUpdate passed)");
 	} else if (rollback_check(run->conf->cache_dir, &idx, res->why, sizeof(res->why)) != 0) {
 		/* why says which */
@@ -891,10 +876,10 @@ delta_for(const struct crl_run *run, const struct crl_result *base)
 {
 	for (size_t i = 0; i < run->n_res; i++) {
 		const struct crl_result *d = &run->res[i];
-		if (d->usable && d->delta && base->numbered &&
-		    memcmp(d->scope_id, base->scope_id, 32) == 0 &&
-		    memcmp(d->base_number, base->number, PIV_CRL_RECORD) <= 0 &&
-		    memcmp(d->number, base->number, PIV_CRL_RECORD) > 0)
+		if (d->usable && d->delta && (base->crl.flags & PIV_CRL_IDX_NUMBERED) &&
+		    memcmp(d->crl.scope_id, base->crl.scope_id, 32) == 0 &&
+		    memcmp(d->crl.base_number, base->crl.number, PIV_CRL_RECORD) <= 0 &&
+		    memcmp(d->crl.number, base->crl.number, PIV_CRL_RECORD) > 0)
 			return d;
 	}
 	return NULL;
@@ -1044,8 +1029,8 @@ find_deltas(struct crl_run *run)
 		const struct crl_result *base = &run->res[b];
 		if (!base->usable || base->delta || !base->needs_delta || delta_for(run, base) != NULL)
 			continue;
-		n_urls = base->n_freshest;
-		memcpy(urls, base->freshest, sizeof(urls));
+		n_urls = base->crl.n_freshest;
+		memcpy(urls, base->crl.freshest, sizeof(urls));
 		for (uint32_t u = 0; u < n_urls && delta_for(run, &run->res[b]) == NULL; u++) {
 			char cached[4200], why[300];
 			struct stat st;

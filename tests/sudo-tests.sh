@@ -122,23 +122,28 @@ sudo_case "no card: a wrong password" empty "not-the-password
 # sudo over ssh: the card's key in alice's ssh-agent (ssh-add -s, as on a
 # workstation), no local card, the sample's agent line.
 mount --bind "$STAGE/pam.sudo-agent" /etc/pam.d/sudo
+# start_agent UID SCENARIO DIR: a real ssh-agent of UID, in DIR (only UID
+# can enter it), holding the key of the card tok/SCENARIO (ssh-add -s)
+start_agent() {
+	mkdir -m 0700 "$3"
+	cp -a "$PIV_FX/tok/$2" "$3/tok"
+	sed -i "s|$PIV_FX/tok/$2|$3/tok|" "$3/tok/softhsm2.conf"
+	printf '#!/bin/sh\necho %s\n' "$PIN" > "$3/askpass"
+	chmod 0755 "$3/askpass"
+	chown -R "$1:$1" "$3"
+	env -i PATH=/usr/bin:/bin SOFTHSM2_CONF="$3/tok/softhsm2.conf" \
+		setpriv --reuid="$1" --regid="$1" --init-groups timeout 120 \
+		ssh-agent -D -a "$3/sock" >"$3.log" 2>&1 &
+	agent_pid="$agent_pid $!"
+	i=0
+	while [ ! -S "$3/sock" ] && [ "$i" -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	SSH_AUTH_SOCK=$3/sock SSH_ASKPASS=$3/askpass SSH_ASKPASS_REQUIRE=force \
+		setpriv --reuid="$1" --regid="$1" --init-groups timeout 60 \
+		ssh-add -s "$SOFTHSM2_MODULE" </dev/null >/dev/null 2>&1 ||
+		{ say "sudo-tests: ssh-add -s as uid $1 failed"; cat "$3.log"; exit 1; }
+}
 adir=$STAGE/agent
-mkdir -m 0700 "$adir"
-cp -a "$PIV_FX/tok/p256" "$adir/tok"
-sed -i "s|$PIV_FX/tok/p256|$adir/tok|" "$adir/tok/softhsm2.conf"
-printf '#!/bin/sh\necho %s\n' "$PIN" > "$adir/askpass"
-chmod 0755 "$adir/askpass"
-chown -R 1001:1001 "$adir"
-env -i PATH=/usr/bin:/bin SOFTHSM2_CONF="$adir/tok/softhsm2.conf" \
-	setpriv --reuid=1001 --regid=1001 --init-groups timeout 120 \
-	ssh-agent -D -a "$adir/sock" >"$STAGE/agent.log" 2>&1 &
-agent_pid=$!
-i=0
-while [ ! -S "$adir/sock" ] && [ "$i" -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-SSH_AUTH_SOCK=$adir/sock SSH_ASKPASS=$adir/askpass SSH_ASKPASS_REQUIRE=force \
-	setpriv --reuid=1001 --regid=1001 --init-groups timeout 60 \
-	ssh-add -s "$SOFTHSM2_MODULE" </dev/null >/dev/null 2>&1 ||
-	{ say "sudo-tests: ssh-add -s failed"; cat "$STAGE/agent.log"; exit 1; }
+start_agent 1001 p256 "$adir"
 SSH_AUTH_SOCK=$adir/sock
 sudo_case "agent: the key of a valid certificate, no PIN, no password" empty "" 0 "0" "assword"
 printf '' > "$STAGE/certs/alice.pem"
@@ -155,21 +160,7 @@ sudo_case "agent: none forwarded, back to the password" empty "$ALICE_PW
 # pam_piv must not open bob's socket for her: the agent proves only the
 # user who invoked the program.
 bdir=$STAGE/bob-agent
-mkdir -m 0700 "$bdir"
-cp -a "$PIV_FX/tok/bob" "$bdir/tok"
-sed -i "s|$PIV_FX/tok/bob|$bdir/tok|" "$bdir/tok/softhsm2.conf"
-cp "$adir/askpass" "$bdir/askpass"
-chown -R 1002:1002 "$bdir"
-env -i PATH=/usr/bin:/bin SOFTHSM2_CONF="$bdir/tok/softhsm2.conf" \
-	setpriv --reuid=1002 --regid=1002 --init-groups timeout 120 \
-	ssh-agent -D -a "$bdir/sock" >"$STAGE/bob-agent.log" 2>&1 &
-agent_pid="$agent_pid $!"
-i=0
-while [ ! -S "$bdir/sock" ] && [ "$i" -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-SSH_AUTH_SOCK=$bdir/sock SSH_ASKPASS=$bdir/askpass SSH_ASKPASS_REQUIRE=force \
-	setpriv --reuid=1002 --regid=1002 --init-groups timeout 60 \
-	ssh-add -s "$SOFTHSM2_MODULE" </dev/null >/dev/null 2>&1 ||
-	{ say "sudo-tests: ssh-add -s for bob failed"; cat "$STAGE/bob-agent.log"; exit 1; }
+start_agent 1002 bob "$bdir"
 cat "$PIV_FX/pki/bob-p256.crt" > "$STAGE/certs/bob.pem"
 chmod 0644 "$STAGE/certs/bob.pem"
 

@@ -248,35 +248,31 @@ teardown(void **state)
 	return 0;
 }
 
+/* piv_crl_check of cert with fx->dir/WHERE as crl_dir (is_dir) or as
+ * crl_file, and fx->cache. */
 static enum piv_rev_answer
-check(struct fixture *fx, const char *crl_name, X509 *cert, char *reason, size_t reason_size)
+check_in(struct fixture *fx, const char *where, bool is_dir, X509 *cert, char *reason,
+         size_t reason_size)
 {
 	struct piv_conf conf;
 	char path[200];
 
 	memset(&conf, 0, sizeof(conf));
-	snprintf(path, sizeof(path), "%s/%s", fx->dir, crl_name);
-	conf.crl_file = path;
+	snprintf(path, sizeof(path), "%s/%s", fx->dir, where);
+	if (is_dir)
+		conf.crl_dir = path;
+	else
+		conf.crl_file = path;
 	conf.cache_dir = fx->cache;
 	conf.net_timeout = 1;
 	assert_int_equal(piv_cache_dir_check(fx->cache, reason, reason_size), 0);
 	return piv_crl_check(&conf, cert, fx->ca, time(NULL), NULL, NULL, reason, reason_size);
 }
 
-/* The CRL files of fx->dir/DIR, as crl_dir. */
 static enum piv_rev_answer
-check_dir(struct fixture *fx, const char *dir, X509 *cert, char *reason, size_t reason_size)
+check(struct fixture *fx, const char *crl_name, X509 *cert, char *reason, size_t reason_size)
 {
-	struct piv_conf conf;
-	char path[200];
-
-	memset(&conf, 0, sizeof(conf));
-	snprintf(path, sizeof(path), "%s/%s", fx->dir, dir);
-	conf.crl_dir = path;
-	conf.cache_dir = fx->cache;
-	conf.net_timeout = 1;
-	assert_int_equal(piv_cache_dir_check(fx->cache, reason, reason_size), 0);
-	return piv_crl_check(&conf, cert, fx->ca, time(NULL), NULL, NULL, reason, reason_size);
+	return check_in(fx, crl_name, false, cert, reason, reason_size);
 }
 
 /* Forget the CRL numbers seen (each test its own history). */
@@ -294,8 +290,7 @@ expect_answer(struct fixture *fx, const char *where, bool is_dir, X509 *cert,
               enum piv_rev_answer want, const char *needle)
 {
 	char reason[600];
-	enum piv_rev_answer a = is_dir ? check_dir(fx, where, cert, reason, sizeof(reason))
-	                               : check(fx, where, cert, reason, sizeof(reason));
+	enum piv_rev_answer a = check_in(fx, where, is_dir, cert, reason, sizeof(reason));
 
 	if (a != want || (needle != NULL && strstr(reason, needle) == NULL))
 		fail_msg("%s: answer %d, reason '%s'; want %d and '%s'", where, a, reason, want,
