@@ -581,6 +581,10 @@ main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	conf.debug = true; /* every step, modules and tokens included */
+	/* a CRL not indexed yet is indexed here, however long it takes: this
+	 * is the administrator's tool, not a login */
+	free(conf.crl_builder);
+	conf.crl_builder = NULL;
 	c->conf = &conf;
 	if (piv_trust_load(&conf, &trust, why, sizeof(why)) != PIV_OK) {
 		if (c->json) {

@@ -94,6 +94,7 @@ static const struct key_def key_defs[] = {
 	{ "fail_delay", K_UINT, OFF(fail_delay), 0, 60000 },
 	{ "debug", K_BOOL, OFF(debug), 0, 0 },
 	{ "helper", K_PATH, OFF(helper), 0, 0 },
+	{ "crl_builder", K_PATH, OFF(crl_builder), 0, 0 },
 	{ "helper_env", K_ENV_LIST, OFF(helper_env), 0, 0 },
 };
 
@@ -993,6 +994,7 @@ set_defaults(struct piv_conf *conf)
 	if ((conf->pkcs11_module = strdup("p11-kit")) == NULL ||
 	    (conf->cert_uri = strdup(PIV_DEFAULT_CERT_URI)) == NULL ||
 	    (conf->helper = strdup(PIV_HELPER_PATH)) == NULL ||
+	    (conf->crl_builder = strdup(PIV_CRL_BUILDER_PATH)) == NULL ||
 	    (conf->cache_dir = strdup(PIV_DEFAULT_CACHE_DIR)) == NULL ||
 	    (conf->ldap_user_attr = strdup("uid")) == NULL)
 		return -1;
@@ -1220,6 +1222,7 @@ piv_conf_free(struct piv_conf *conf)
 	}
 	free(conf->rules);
 	free(conf->helper);
+	free(conf->crl_builder);
 	strlist_free(&conf->helper_env);
 	strlist_free(&conf->allowed_services);
 	strlist_free(&conf->origins);

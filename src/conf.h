@@ -73,6 +73,7 @@ struct piv_conf {
 	bool allow_remote;       /* the reader may answer logins with a remote PAM_RHOST */
 	bool foreign_card_ignore; /* a card that maps to another user counts as no card */
 	char *helper;                /* card helper program */
+	char *crl_builder;           /* CRL index builder; NULL: index in this process */
 	struct piv_strlist helper_env; /* NAME=VALUE given to the helper */
 	struct piv_strlist origins;  /* "KEY=FILE:LINE" (or "KEY=") per key set; the last counts */
 };

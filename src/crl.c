@@ -1,7 +1,5 @@
-/* CRLs (see crl.h). A CRL is parsed and its signature verified once per
- * version; the result is kept in cache_dir as a sorted array of serials
- * with a small header, and later logins only map that file and binary
- * search it, so a million-entry CRL costs what an empty one does.
+/* CRLs (see crl.h): which CRLs answer for a certificate, and what they
+ * say together. Reading and indexing a CRL is crlindex.c's.
  *
  * Which CRLs answer for a certificate (RFC 5280 6.3.3): one of its issuer,
  * verified with the issuer's key from the validated chain, current, whose
@@ -11,7 +9,12 @@
  * highest cRLNumber is kept in cache_dir). A complete CRL that announces
  * delta CRLs (Freshest CRL) answers only together with a current delta
  * CRL for it. A serial listed in any CRL the issuer signed stays revoked
- * when no CRL can give a complete answer. */
+ * when no CRL can give a complete answer.
+ *
+ * A CRL not indexed yet is indexed by the detached builder (crl_builder)
+ * while the login waits, at most until net_timeout is up; then the index
+ * of the content the file had before serves while it is current, and
+ * otherwise the CRL gives no answer: a login never does unbounded work. */
 #include "config.h"
 #include "crl.h"
 #include "cache.h"
@@ -26,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
@@ -35,42 +37,12 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/http.h>
-#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #define MAX_CRL_FILES 256
 #define MAX_CDP_URLS 4
-#define MAX_CRL_SIZE (256L * 1024 * 1024)
 #define CLOCK_SKEW 300 /* seconds of clock difference tolerated */
-#define CRL_REASON_REMOVE_FROM_CRL 8
-
-/* The index header. Host byte order: the cache is local to the host. */
-struct idx_header {
-	char magic[8];
-	uint32_t version;
-	uint32_t record_size;
-	uint64_t count;
-	int64_t this_update;
-	int64_t next_update;
-	uint32_t scope;
-	uint32_t flags;          /* PIV_CRL_IDX_* */
-	uint8_t source_id[32];   /* identity of the CRL file it was built from */
-	uint8_t issuer_name[32]; /* SHA-256 of the issuer name's DER */
-	uint8_t issuer_key[32];  /* SHA-256 of the verifying key's SPKI DER */
-	uint8_t number[PIV_CRL_RECORD];
-	uint8_t base_number[PIV_CRL_RECORD];
-	uint8_t scope_id[32];
-	uint32_t n_dp_names;
-	uint32_t n_freshest;
-	uint8_t dp_names[PIV_CRL_MAX_DP_NAMES][32];
-	char freshest[PIV_CRL_MAX_FRESHEST][PIV_CRL_URL_MAX];
-	char reason[128];        /* why the CRL is not usable (flags) */
-	uint8_t header_hash[32]; /* SHA-256 of everything above */
-};
-
-const size_t piv_crl_idx_header_size = sizeof(struct idx_header);
-const size_t piv_crl_idx_count_offset = offsetof(struct idx_header, count);
-const size_t piv_crl_idx_hash_offset = offsetof(struct idx_header, header_hash);
+#define BUILD_POLL_MS 20
 
 static void log_to(piv_rev_log_fn log, void *ud, int prio, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -87,515 +59,6 @@ log_to(piv_rev_log_fn log, void *ud, int prio, const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	log(ud, prio, line);
-}
-
-int
-piv_crl_serial_record(const ASN1_INTEGER *serial, uint8_t rec[PIV_CRL_RECORD])
-{
-	const unsigned char *mag = ASN1_STRING_get0_data(serial);
-	int len = ASN1_STRING_length(serial);
-
-	memset(rec, 0, PIV_CRL_RECORD);
-	/* Leading zero bytes are not part of the value. */
-	while (len > 0 && mag[0] == 0) {
-		mag++;
-		len--;
-	}
-	if (len > PIV_CRL_MAX_SERIAL)
-		return -1;
-	rec[0] = ASN1_STRING_type(serial) == V_ASN1_NEG_INTEGER ? 1 : 0;
-	rec[1] = (uint8_t)len;
-	if (len > 0)
-		memcpy(rec + PIV_CRL_RECORD - len, mag, (size_t)len);
-	return 0;
-}
-
-static int
-record_cmp(const void *a, const void *b)
-{
-	return memcmp(a, b, PIV_CRL_RECORD);
-}
-
-/* What identifies one version of a file without reading it: a new CRL
- * written in place of the old changes size, mtime or inode. */
-static int
-file_identity(const char *path, uint8_t out[32])
-{
-	struct stat st;
-	char buf[4200];
-	int n;
-
-	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-		return -1;
-	n = snprintf(buf, sizeof(buf), "%s|%ju|%ju|%jd|%jd.%09ld|%jd.%09ld", path,
-	             (uintmax_t)st.st_dev, (uintmax_t)st.st_ino, (intmax_t)st.st_size,
-	             (intmax_t)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
-	             (intmax_t)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
-	if (n < 0 || (size_t)n >= sizeof(buf))
-		return -1;
-	piv_sha256(buf, (size_t)n, out);
-	return 0;
-}
-
-/* SHA-256 of DER that an i2d function just made (len, der: its result),
- * which is freed. */
-static int
-hash_der(int len, unsigned char *der, uint8_t out[32])
-{
-	if (len <= 0 || der == NULL)
-		return -1;
-	piv_sha256(der, (size_t)len, out);
-	OPENSSL_free(der);
-	return 0;
-}
-
-static int
-name_hash(const X509_NAME *name, uint8_t out[32])
-{
-	unsigned char *der = NULL;
-	int len = i2d_X509_NAME(name, &der);
-
-	return hash_der(len, der, out);
-}
-
-static int
-key_hash(X509 *cert, uint8_t out[32])
-{
-	unsigned char *der = NULL;
-	int len = i2d_PUBKEY(X509_get0_pubkey(cert), &der);
-
-	return hash_der(len, der, out);
-}
-
-/* Read a CRL file, DER or PEM, of bounded size. */
-static X509_CRL *
-read_crl(const char *path, char *why, size_t why_size)
-{
-	BIO *bio = NULL;
-	X509_CRL *crl = NULL;
-	struct stat st;
-	int fd;
-	unsigned char first = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
-	    st.st_size > MAX_CRL_SIZE) {
-		piv_fmt(why, why_size, "cannot read %s", path);
-		if (fd >= 0)
-			close(fd);
-		return NULL;
-	}
-	if (read(fd, &first, 1) != 1 || lseek(fd, 0, SEEK_SET) != 0) {
-		close(fd);
-		piv_fmt(why, why_size, "cannot read %s", path);
-		return NULL;
-	}
-	bio = BIO_new_fd(fd, BIO_CLOSE);
-	if (bio == NULL) {
-		close(fd);
-		return NULL;
-	}
-	crl = first == '-' ? PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)
-	                   : d2i_X509_CRL_bio(bio, NULL);
-	BIO_free(bio);
-	ERR_clear_error();
-	if (crl == NULL)
-		piv_fmt(why, why_size, "%s is not a CRL", path);
-	return crl;
-}
-
-/* An INTEGER extension of the CRL (cRLNumber, deltaCRLIndicator) as an
- * index record: 0 and *present, 0 when absent, -1 when malformed. */
-static int
-number_ext(X509_CRL *crl, int nid, uint8_t rec[PIV_CRL_RECORD], bool *present)
-{
-	int crit = 0, rc;
-	ASN1_INTEGER *n = X509_CRL_get_ext_d2i(crl, nid, &crit, NULL);
-
-	*present = false;
-	if (n == NULL)
-		return crit == -1 ? 0 : -1; /* -2: twice; otherwise undecodable */
-	rc = piv_crl_serial_record(n, rec);
-	ASN1_INTEGER_free(n);
-	/* CRLNumber ::= INTEGER (0..MAX), at most 20 octets */
-	if (rc != 0 || rec[0] != 0 || rec[1] > 21)
-		return -1;
-	*present = true;
-	return 0;
-}
-
-static int
-general_name_hash(GENERAL_NAME *gn, uint8_t out[32])
-{
-	unsigned char *der = NULL;
-	int len = i2d_GENERAL_NAME(gn, &der);
-
-	return hash_der(len, der, out);
-}
-
-/* The names of a distribution point: its full names, or its name relative
- * to the issuer (the CRL's, or the certificate's) as a directoryName.
- * Hashes go to names[*n...]; -1 when more than max or unreadable. */
-static int
-dp_name_hashes(DIST_POINT_NAME *dpn, const X509_NAME *issuer, uint8_t (*names)[32], uint32_t *n,
-               uint32_t max)
-{
-	if (dpn->type == 0) {
-		for (int i = 0; i < sk_GENERAL_NAME_num(dpn->name.fullname); i++) {
-			if (*n >= max ||
-			    general_name_hash(sk_GENERAL_NAME_value(dpn->name.fullname, i), names[*n]) != 0)
-				return -1;
-			(*n)++;
-		}
-		return 0;
-	}
-	{
-		GENERAL_NAME *gn;
-		int rc;
-		if (*n >= max || DIST_POINT_set_dpname(dpn, issuer) != 1 || dpn->dpname == NULL ||
-		    (gn = GENERAL_NAME_new()) == NULL)
-			return -1;
-		gn->type = GEN_DIRNAME;
-		gn->d.directoryName = dpn->dpname; /* borrowed */
-		rc = general_name_hash(gn, names[*n]);
-		gn->d.directoryName = NULL;
-		GENERAL_NAME_free(gn);
-		if (rc != 0)
-			return -1;
-		(*n)++;
-		return 0;
-	}
-}
-
-/* The http:// URLs of a complete CRL's Freshest CRL extension (where its
- * delta CRLs are). -1 when the extension is malformed. */
-static int
-freshest_urls(X509_CRL *crl, struct idx_header *hdr)
-{
-	int crit = 0;
-	STACK_OF(DIST_POINT) *dps = X509_CRL_get_ext_d2i(crl, NID_freshest_crl, &crit, NULL);
-
-	if (dps == NULL)
-		return crit == -1 ? 0 : -1;
-	hdr->flags |= PIV_CRL_IDX_FRESHEST;
-	for (int i = 0; i < sk_DIST_POINT_num(dps); i++) {
-		DIST_POINT *dp = sk_DIST_POINT_value(dps, i);
-		if (dp->distpoint == NULL || dp->distpoint->type != 0 || dp->reasons != NULL ||
-		    dp->CRLissuer != NULL)
-			continue;
-		for (int j = 0; j < sk_GENERAL_NAME_num(dp->distpoint->name.fullname); j++) {
-			GENERAL_NAME *gn = sk_GENERAL_NAME_value(dp->distpoint->name.fullname, j);
-			const unsigned char *uri;
-			int len;
-			if (gn->type != GEN_URI || hdr->n_freshest >= PIV_CRL_MAX_FRESHEST)
-				continue;
-			uri = ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier);
-			len = ASN1_STRING_length(gn->d.uniformResourceIdentifier);
-			if (len <= 7 || len >= PIV_CRL_URL_MAX || strncmp((const char *)uri, "http://", 7) != 0 ||
-			    memchr(uri, '\0', (size_t)len) != NULL)
-				continue;
-			memcpy(hdr->freshest[hdr->n_freshest], uri, (size_t)len);
-			hdr->freshest[hdr->n_freshest][len] = '\0';
-			hdr->n_freshest++;
-		}
-	}
-	sk_DIST_POINT_pop_free(dps, DIST_POINT_free);
-	return 0;
-}
-
-/* The checks that make a CRL usable at all for this issuer, and what the
- * index keeps of its scope, numbers and delta CRLs; the time window and
- * the scope are checked at each use, from the index. */
-static int
-check_crl(X509_CRL *crl, X509 *issuer, struct idx_header *hdr, char *why, size_t why_size)
-{
-	ISSUING_DIST_POINT *idp = NULL;
-	int crit = 0, ret = -1, idx_pos;
-	bool present;
-	uint32_t ku;
-
-	if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(issuer)) != 0) {
-		piv_fmt(why, why_size, "CRL issued by another CA");
-		return -1;
-	}
-	ku = X509_get_key_usage(issuer);
-	if ((X509_get_extension_flags(issuer) & EXFLAG_KUSAGE) && !(ku & KU_CRL_SIGN)) {
-		piv_fmt(why, why_size, "the issuer may not sign CRLs (no cRLSign key usage)");
-		return -1;
-	}
-	if (X509_CRL_verify(crl, X509_get0_pubkey(issuer)) != 1) {
-		piv_fmt(why, why_size, "CRL signature does not verify with the issuer's key");
-		goto out;
-	}
-	if (X509_CRL_get0_nextUpdate(crl) == NULL) {
-		piv_fmt(why, why_size, "CRL has no nextUpdate");
-		goto out;
-	}
-	for (int i = 0; i < X509_CRL_get_ext_count(crl); i++) {
-		X509_EXTENSION *ext = X509_CRL_get_ext(crl, i);
-		int nid = OBJ_obj2nid(X509_EXTENSION_get_object(ext));
-		if (X509_EXTENSION_get_critical(ext) && nid != NID_issuing_distribution_point &&
-		    nid != NID_crl_number && nid != NID_authority_key_identifier &&
-		    nid != NID_delta_crl) {
-			piv_fmt(why, why_size, "CRL has an unknown critical extension");
-			goto out;
-		}
-	}
-	if (number_ext(crl, NID_crl_number, hdr->number, &present) != 0) {
-		piv_fmt(why, why_size, "malformed cRLNumber");
-		goto out;
-	}
-	if (present)
-		hdr->flags |= PIV_CRL_IDX_NUMBERED;
-	/* A delta CRL lists only what changed since its base: it is kept as
-	 * such and used only together with that base. */
-	if (number_ext(crl, NID_delta_crl, hdr->base_number, &present) != 0) {
-		piv_fmt(why, why_size, "malformed deltaCRLIndicator");
-		goto out;
-	}
-	if (present) {
-		hdr->flags |= PIV_CRL_IDX_DELTA;
-		if (!(hdr->flags & PIV_CRL_IDX_NUMBERED)) {
-			piv_fmt(why, why_size, "delta CRL without a cRLNumber");
-			goto out;
-		}
-	} else if (freshest_urls(crl, hdr) != 0) {
-		piv_fmt(why, why_size, "malformed Freshest CRL extension");
-		goto out;
-	}
-	idp = X509_CRL_get_ext_d2i(crl, NID_issuing_distribution_point, &crit, NULL);
-	if (idp == NULL && crit != -1) {
-		piv_fmt(why, why_size, "malformed issuingDistributionPoint");
-		goto out;
-	}
-	if (idp != NULL) {
-		ASN1_OCTET_STRING *value;
-		if (idp->indirectCRL || idp->onlysomereasons != NULL || idp->onlyattr) {
-			piv_fmt(why, why_size, "indirect or partial CRLs are not supported");
-			goto out;
-		}
-		if (idp->onlyuser)
-			hdr->scope |= PIV_CRL_SCOPE_ONLY_USER;
-		if (idp->onlyCA)
-			hdr->scope |= PIV_CRL_SCOPE_ONLY_CA;
-		if (idp->distpoint != NULL &&
-		    dp_name_hashes(idp->distpoint, X509_CRL_get_issuer(crl), hdr->dp_names,
-		                   &hdr->n_dp_names, PIV_CRL_MAX_DP_NAMES) != 0) {
-			piv_fmt(why, why_size, "issuingDistributionPoint with more than %d names, or "
-			        "unreadable", PIV_CRL_MAX_DP_NAMES);
-			goto out;
-		}
-		/* the scope, for delta CRLs and the rollback check: the whole
-		 * extension as the CA wrote it */
-		idx_pos = X509_CRL_get_ext_by_NID(crl, NID_issuing_distribution_point, -1);
-		value = X509_EXTENSION_get_data(X509_CRL_get_ext(crl, idx_pos));
-		piv_sha256(ASN1_STRING_get0_data(value), (size_t)ASN1_STRING_length(value),
-		           hdr->scope_id);
-	}
-	ret = 0;
-out:
-	ISSUING_DIST_POINT_free(idp);
-	ERR_clear_error();
-	return ret;
-}
-
-/* A delta CRL's entry with reason removeFromCRL ends a certificateHold of
- * the base: it revokes nothing. */
-static bool
-removes_from_crl(X509_REVOKED *r)
-{
-	int crit = 0;
-	ASN1_ENUMERATED *reason = X509_REVOKED_get_ext_d2i(r, NID_crl_reason, &crit, NULL);
-	bool remove = reason != NULL && ASN1_ENUMERATED_get(reason) == CRL_REASON_REMOVE_FROM_CRL;
-
-	ASN1_ENUMERATED_free(reason);
-	return remove;
-}
-
-static int
-write_index(const char *idx_path, struct idx_header *hdr, const uint8_t *records,
-            char *why, size_t why_size)
-{
-	memcpy(hdr->magic, PIV_CRL_IDX_MAGIC, 8);
-	hdr->version = PIV_CRL_IDX_VERSION;
-	hdr->record_size = PIV_CRL_RECORD;
-	piv_sha256(hdr, offsetof(struct idx_header, header_hash), hdr->header_hash);
-	if (piv_write_atomically(idx_path, hdr, sizeof(*hdr), records,
-	                     (size_t)hdr->count * PIV_CRL_RECORD) != 0) {
-		piv_fmt(why, why_size, "cannot write the CRL index %s: %s", idx_path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-int
-piv_crl_build_index(const char *crl_path, X509 *issuer, const char *idx_path, char *why,
-                    size_t why_size)
-{
-	struct idx_header hdr;
-	STACK_OF(X509_REVOKED) *revoked;
-	X509_CRL *crl = NULL;
-	uint8_t *records = NULL;
-	size_t count = 0, n_records = 0;
-	int ret = -1;
-
-	memset(&hdr, 0, sizeof(hdr));
-	/* The identity is taken before reading, so a CRL replaced while we
-	 * read it gives an index that no longer matches (and is rebuilt). */
-	if (file_identity(crl_path, hdr.source_id) != 0) {
-		piv_fmt(why, why_size, "cannot read %s", crl_path);
-		return -1;
-	}
-	crl = read_crl(crl_path, hdr.reason, sizeof(hdr.reason));
-	if (crl == NULL) {
-		hdr.flags = PIV_CRL_IDX_UNREADABLE;
-		ret = write_index(idx_path, &hdr, NULL, why, why_size);
-		goto out;
-	}
-	if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(issuer)) != 0) {
-		hdr.flags = PIV_CRL_IDX_NAME_ONLY;
-		piv_fmt(hdr.reason, sizeof(hdr.reason), "CRL of another issuer");
-		if (name_hash(X509_CRL_get_issuer(crl), hdr.issuer_name) == 0)
-			ret = write_index(idx_path, &hdr, NULL, why, why_size);
-		goto out;
-	}
-	if (name_hash(X509_get_subject_name(issuer), hdr.issuer_name) != 0 ||
-	    key_hash(issuer, hdr.issuer_key) != 0)
-		goto out;
-	if (check_crl(crl, issuer, &hdr, hdr.reason, sizeof(hdr.reason)) != 0 ||
-	    piv_asn1_time_to_unix(X509_CRL_get0_lastUpdate(crl), &hdr.this_update) != 0 ||
-	    piv_asn1_time_to_unix(X509_CRL_get0_nextUpdate(crl), &hdr.next_update) != 0)
-		goto rejected;
-	revoked = X509_CRL_get_REVOKED(crl);
-	count = (size_t)(revoked ? sk_X509_REVOKED_num(revoked) : 0);
-	records = calloc(count ? count : 1, PIV_CRL_RECORD);
-	if (records == NULL)
-		goto out;
-	for (size_t i = 0; i < count; i++) {
-		X509_REVOKED *r = sk_X509_REVOKED_value(revoked, (int)i);
-		const STACK_OF(X509_EXTENSION) *exts = X509_REVOKED_get0_extensions(r);
-		for (int e = 0; e < sk_X509_EXTENSION_num(exts); e++) {
-			/* certificateIssuer and friends: an indirect CRL in disguise */
-			if (X509_EXTENSION_get_critical(sk_X509_EXTENSION_value(exts, e))) {
-				piv_fmt(hdr.reason, sizeof(hdr.reason), "CRL entry with a critical extension");
-				goto rejected;
-			}
-		}
-		if ((hdr.flags & PIV_CRL_IDX_DELTA) && removes_from_crl(r))
-			continue;
-		if (piv_crl_serial_record(X509_REVOKED_get0_serialNumber(r),
-		                          records + n_records * PIV_CRL_RECORD) != 0) {
-			piv_fmt(hdr.reason, sizeof(hdr.reason), "CRL entry with an oversized serial");
-			goto rejected;
-		}
-		n_records++;
-	}
-	qsort(records, n_records, PIV_CRL_RECORD, record_cmp);
-	hdr.count = n_records;
-	ret = write_index(idx_path, &hdr, records, why, why_size);
-	goto out;
-rejected:
-	/* what a rejected CRL says is not kept: only why */
-	hdr.flags = PIV_CRL_IDX_REJECTED;
-	hdr.count = 0;
-	hdr.scope = 0;
-	hdr.n_dp_names = 0;
-	hdr.n_freshest = 0;
-	ret = write_index(idx_path, &hdr, NULL, why, why_size);
-out:
-	free(records);
-	X509_CRL_free(crl);
-	ERR_clear_error();
-	return ret;
-}
-
-int
-piv_crl_open_index(const char *idx_path, const char *crl_path, struct piv_crl_index *idx)
-{
-	struct idx_header hdr;
-	uint8_t id[32], check[32];
-	struct stat st;
-	void *map;
-	int fd;
-
-	memset(idx, 0, sizeof(*idx));
-	if (crl_path != NULL && file_identity(crl_path, id) != 0)
-		return -1;
-	fd = open(idx_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-	if (fd < 0)
-		return -1;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size < sizeof(hdr)) {
-		close(fd);
-		return -1;
-	}
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
-	if (map == MAP_FAILED)
-		return -1;
-	/* A binary search touches a few pages; read-ahead would pull in
-	 * megabytes of a large index for nothing. */
-	(void)madvise(map, (size_t)st.st_size, MADV_RANDOM);
-	memcpy(&hdr, map, sizeof(hdr));
-	piv_sha256(&hdr, offsetof(struct idx_header, header_hash), check);
-	/* Truncated, foreign, corrupt or stale: never trusted, rebuilt. */
-	if (memcmp(hdr.magic, PIV_CRL_IDX_MAGIC, 8) != 0 || hdr.version != PIV_CRL_IDX_VERSION ||
-	    hdr.record_size != PIV_CRL_RECORD || memcmp(check, hdr.header_hash, 32) != 0 ||
-	    hdr.count > ((uint64_t)st.st_size - sizeof(hdr)) / PIV_CRL_RECORD ||
-	    sizeof(hdr) + hdr.count * PIV_CRL_RECORD != (uint64_t)st.st_size ||
-	    hdr.n_dp_names > PIV_CRL_MAX_DP_NAMES || hdr.n_freshest > PIV_CRL_MAX_FRESHEST ||
-	    (crl_path != NULL && memcmp(hdr.source_id, id, 32) != 0)) {
-		munmap(map, (size_t)st.st_size);
-		return -1;
-	}
-	idx->map = map;
-	idx->map_len = (size_t)st.st_size;
-	idx->count = hdr.count;
-	idx->records = (const uint8_t *)map + sizeof(hdr);
-	idx->this_update = hdr.this_update;
-	idx->next_update = hdr.next_update;
-	idx->scope = hdr.scope;
-	idx->flags = hdr.flags;
-	memcpy(idx->reason, hdr.reason, sizeof(idx->reason));
-	idx->reason[sizeof(idx->reason) - 1] = '\0';
-	memcpy(idx->issuer_name, hdr.issuer_name, 32);
-	memcpy(idx->issuer_key, hdr.issuer_key, 32);
-	memcpy(idx->number, hdr.number, PIV_CRL_RECORD);
-	memcpy(idx->base_number, hdr.base_number, PIV_CRL_RECORD);
-	memcpy(idx->scope_id, hdr.scope_id, 32);
-	idx->n_dp_names = hdr.n_dp_names;
-	memcpy(idx->dp_names, hdr.dp_names, sizeof(idx->dp_names));
-	idx->n_freshest = hdr.n_freshest;
-	for (size_t i = 0; i < PIV_CRL_MAX_FRESHEST; i++) {
-		memcpy(idx->freshest[i], hdr.freshest[i], PIV_CRL_URL_MAX);
-		idx->freshest[i][PIV_CRL_URL_MAX - 1] = '\0';
-	}
-	return 0;
-}
-
-void
-piv_crl_close_index(struct piv_crl_index *idx)
-{
-	if (idx->map != NULL)
-		munmap((void *)idx->map, idx->map_len);
-	memset(idx, 0, sizeof(*idx));
-}
-
-bool
-piv_crl_index_has(const struct piv_crl_index *idx, const uint8_t rec[PIV_CRL_RECORD])
-{
-	uint64_t lo = 0, hi = idx->count;
-
-	while (lo < hi) {
-		uint64_t mid = lo + (hi - lo) / 2;
-		int c = memcmp(idx->records + mid * PIV_CRL_RECORD, rec, PIV_CRL_RECORD);
-		if (c == 0)
-			return true;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return false;
 }
 
 /* ---- no rollback ------------------------------------------------------ */
@@ -724,7 +187,7 @@ cert_dp_names(X509 *cert, struct cert_dps *dps)
 		uint32_t before = dps->n;
 		if (dp->distpoint == NULL || dp->reasons != NULL || dp->CRLissuer != NULL)
 			continue;
-		if (dp_name_hashes(dp->distpoint, X509_get_issuer_name(cert), dps->names, &dps->n, 16) != 0)
+		if (piv_crl_dp_name_hashes(dp->distpoint, X509_get_issuer_name(cert), dps->names, &dps->n, 16) != 0)
 			dps->n = before; /* this point's names are unreadable or too many */
 	}
 	sk_DIST_POINT_pop_free(points, DIST_POINT_free);
@@ -771,40 +234,83 @@ struct crl_run {
 	struct crl_result *res; /* every CRL consulted, in order */
 	size_t n_res, max_res;
 	char fetch_why[300];    /* the last download that failed */
+	int64_t build_deadline; /* ms: how long the login waits for indexes */
 };
+
+static int
+open_current(const struct crl_run *run, const char *crl_path, struct piv_crl_index *idx)
+{
+	if (piv_crl_cache_open(run->conf->cache_dir, crl_path, false, idx) != 0)
+		return -1;
+	if (!piv_crl_index_serves(idx, run->issuer)) {
+		piv_crl_close_index(idx);
+		return -1;
+	}
+	return 0;
+}
+
+/* The index of crl_path as it is now: from the cache, else made now (the
+ * tools), else by the detached builder while the login waits, bounded;
+ * else the index of what the file held before (*previous). */
+static int
+get_index(struct crl_run *run, const char *crl_path, struct piv_crl_index *idx, bool *previous,
+          char *why, size_t why_size)
+{
+	const struct piv_conf *conf = run->conf;
+	double seconds = 0;
+
+	*previous = false;
+	if (open_current(run, crl_path, idx) == 0)
+		return 0;
+	if (conf->crl_builder == NULL) {
+		log_to(run->log, run->ud, LOG_DEBUG, "CRL %s: reading, verifying and indexing", crl_path);
+		if (piv_crl_cache_build(conf->cache_dir, crl_path, run->issuer, &seconds, why,
+		                        why_size) != 0)
+			return -1;
+		log_to(run->log, run->ud, LOG_DEBUG, "CRL %s: indexed in %.2f s", crl_path, seconds);
+		return open_current(run, crl_path, idx);
+	}
+	log_to(run->log, run->ud, LOG_DEBUG, "CRL %s: not indexed yet: the builder indexes it",
+	       crl_path);
+	if (piv_crl_cache_spawn(conf->crl_builder, conf->cache_dir, crl_path, run->issuer, why,
+	                        why_size) != 0) {
+		log_to(run->log, run->ud, LOG_ERR, "%s", why);
+		return -1;
+	}
+	while (piv_now_ms() < run->build_deadline) {
+		struct timespec pause = { 0, BUILD_POLL_MS * 1000 * 1000 };
+		if (open_current(run, crl_path, idx) == 0)
+			return 0;
+		nanosleep(&pause, NULL);
+	}
+	if (open_current(run, crl_path, idx) == 0)
+		return 0;
+	/* Still at work: what the file held before, if it is current yet. */
+	if (piv_crl_cache_open(conf->cache_dir, crl_path, true, idx) == 0 &&
+	    !!piv_crl_index_serves(idx, run->issuer)) {
+		*previous = true;
+		log_to(run->log, run->ud, LOG_WARNING, "CRL %s is still being indexed: the index of "
+		       "its previous content serves meanwhile", crl_path);
+		return 0;
+	}
+	piv_crl_close_index(idx);
+	piv_fmt(why, why_size, "CRL is being indexed (not ready within net_timeout); no answer "
+	        "from it until then");
+	log_to(run->log, run->ud, LOG_WARNING, "CRL %s is still being indexed", crl_path);
+	return -1;
+}
 
 static void
 consult(struct crl_run *run, const char *crl_path, struct crl_result *res)
 {
 	struct piv_crl_index idx;
-	char idx_path[4200], why[300];
+	char why[300];
 	time_t now = run->now;
+	bool previous = false;
 
 	memset(&idx, 0, sizeof(idx));
-	if (piv_cache_path(run->conf->cache_dir, "crlidx", crl_path, ".idx", idx_path,
-	                   sizeof(idx_path)) != 0) {
-		piv_fmt(res->why, sizeof(res->why), "internal error");
-		return;
-	}
-	if (piv_crl_open_index(idx_path, crl_path, &idx) == 0 &&
-	    !(idx.flags & PIV_CRL_IDX_UNREADABLE) && memcmp(idx.issuer_name, run->want_name, 32) == 0 &&
-	    ((idx.flags & PIV_CRL_IDX_NAME_ONLY) || memcmp(idx.issuer_key, run->want_key, 32) != 0)) {
-		/* Names our issuer but was not checked with this key: rebuild. */
-		piv_crl_close_index(&idx);
-	}
-	if (idx.map == NULL) {
-		log_to(run->log, run->ud, LOG_DEBUG, "CRL %s: verifying and indexing", crl_path);
-		if (piv_crl_build_index(crl_path, run->issuer, idx_path, why, sizeof(why)) != 0) {
-			piv_fmt(res->why, sizeof(res->why), "%s", why);
-			return;
-		}
-		/* Not tied to the file's identity this time: a concurrent login may
-		 * already have replaced a fetched CRL with its own copy (and index),
-		 * and every index in cache_dir was made from a verified CRL. */
-		(void)piv_crl_open_index(idx_path, NULL, &idx);
-	}
-	if (idx.map == NULL) {
-		piv_fmt(res->why, sizeof(res->why), "CRL index unusable");
+	if (get_index(run, crl_path, &idx, &previous, why, sizeof(why)) != 0) {
+		piv_fmt(res->why, sizeof(res->why), "%s", why);
 		return;
 	}
 	if (idx.flags & (PIV_CRL_IDX_UNREADABLE | PIV_CRL_IDX_REJECTED)) {
@@ -844,8 +350,10 @@ consult(struct crl_run *run, const char *crl_path, struct crl_result *res)
 	} else {
 		res->usable = true;
 		piv_fmt(res->why, sizeof(res->why),
-		        "%s (%sCRL with %ju entries, thisUpdate %jd s ago, nextUpdate in %jd s)",
-		        res->listed ? "revoked" : "not revoked", res->delta ? "delta " : "",
+		        "%s (%s%sCRL with %ju entries, thisUpdate %jd s ago, nextUpdate in %jd s)",
+		        res->listed ? "revoked" : "not revoked",
+		        previous ? "the previous content of the file, still being indexed: " : "",
+		        res->delta ? "delta " : "",
 		        (uintmax_t)idx.count, (intmax_t)((int64_t)now - idx.this_update),
 		        (intmax_t)(idx.next_update - (int64_t)now));
 	}
@@ -993,7 +501,7 @@ fetch(const struct piv_conf *conf, const char *url, const char *path, char *why,
 	int ret = -1;
 
 	resp = OSSL_HTTP_get(url, "", NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, 1,
-	                     (size_t)MAX_CRL_SIZE, (int)conf->net_timeout);
+	                     (size_t)PIV_CRL_MAX_FILE, (int)conf->net_timeout);
 	if (resp == NULL) {
 		unsigned long e = ERR_peek_last_error();
 		piv_fmt(why, why_size, "fetching %s failed: %s", url,
@@ -1072,6 +580,7 @@ piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, time_t now,
 	if (files == NULL || run.res == NULL)
 		goto out;
 	run.conf = conf;
+	run.build_deadline = piv_now_ms() + (int64_t)conf->net_timeout * 1000;
 	run.cert = cert;
 	run.issuer = issuer;
 	run.now = now;
@@ -1079,8 +588,8 @@ piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, time_t now,
 	run.log = log;
 	run.ud = ud;
 	cert_dp_names(cert, &run.dps);
-	if (name_hash(X509_get_subject_name(issuer), run.want_name) != 0 ||
-	    key_hash(issuer, run.want_key) != 0 ||
+	if (piv_crl_name_hash(X509_get_subject_name(issuer), run.want_name) != 0 ||
+	    piv_crl_key_hash(issuer, run.want_key) != 0 ||
 	    piv_crl_serial_record(X509_get0_serialNumber(cert), run.serial) != 0) {
 		piv_fmt(reason, reason_size, "internal error");
 		goto out;

@@ -158,7 +158,7 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:print_stacktrace=1:log_path=$PIV_WORK/u
 rc=0
 LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" "$top_builddir/tests/test_pam" || rc=$?
 # The real programs, with the samples of pam.d/ (not under the wrappers).
-export PIV_MODULE PIV_HELPER SOFTHSM2_MODULE PIV_FX PIV_HTTP_PORT top_srcdir top_builddir \
+export PIV_MODULE PIV_HELPER PIV_CRL_BUILDER SOFTHSM2_MODULE PIV_FX PIV_HTTP_PORT top_srcdir top_builddir \
 	PIV_CHECK_TOOL PIV_KEYS_TOOL
 if [ -z "${PIV_TEST_FILTER:-}" ] || [ "${PIV_TEST_FILTER:-}" = real ]; then
 	for t in ${PIV_REAL_TESTS:-ssh-tests.sh sudo-tests.sh login-tests.sh}; do

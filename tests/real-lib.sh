@@ -21,6 +21,7 @@ stage_tmpfs() {
 	mkdir -p "$STAGE"
 	mount -t tmpfs -o mode=0755 tmpfs "$STAGE"
 	install -m 0755 "$PIV_HELPER" "$STAGE/pam_piv_helper"
+	install -m 0755 "$PIV_CRL_BUILDER" "$STAGE/pam_piv_crlindex"
 }
 
 # write_conf SCENARIO [LINES]: $STAGE/pam_piv.conf for the card in
@@ -32,6 +33,7 @@ write_conf() {
 		printf 'intermediates = %s/pki/intermediates.pem\n' "$PIV_FX"
 		printf 'revocation = ocsp,crl\ncache_dir = %s/cache\n' "$STAGE"
 		printf 'helper = %s/pam_piv_helper\n' "$STAGE"
+		printf 'crl_builder = %s/pam_piv_crlindex\n' "$STAGE"
 		printf 'helper_env = SOFTHSM2_CONF=%s/tok/%s/softhsm2.conf\n' "$PIV_FX" "$1"
 		printf 'fail_delay = 0\n'
 		[ $# -lt 2 ] || printf '%s\n' "$2"

@@ -13,7 +13,7 @@
 set -eu
 
 : "${top_srcdir:?run through pam-tests.sh}" "${top_builddir:?}" "${PIV_FX:?}" \
-	"${PIV_MODULE:?}" "${PIV_HELPER:?}" "${SOFTHSM2_MODULE:?}" "${PIV_HTTP_PORT:?}"
+	"${PIV_MODULE:?}" "${PIV_HELPER:?}" "${PIV_CRL_BUILDER:?}" "${SOFTHSM2_MODULE:?}" "${PIV_HTTP_PORT:?}"
 
 die() {
 	printf 'ssh-tests: %s\n' "$*" >&2
@@ -38,6 +38,7 @@ abspath() { (cd "$(dirname "$1")" && printf '%s/%s\n' "$(pwd)" "$(basename "$1")
 PIV_FX=$(cd "$PIV_FX" && pwd)
 PIV_MODULE=$(abspath "$PIV_MODULE")
 PIV_HELPER=$(abspath "$PIV_HELPER")
+PIV_CRL_BUILDER=$(abspath "$PIV_CRL_BUILDER")
 KEYS_CMD=$(abspath "${PIV_KEYS_TOOL:-$top_builddir/src/pam-piv-authorized-keys}")
 SAMPLE=$(abspath "$top_srcdir/pam.d/sshd")
 for f in "$PIV_MODULE" "$PIV_HELPER" "$KEYS_CMD" "$SAMPLE" "$SOFTHSM2_MODULE"; do
@@ -153,6 +154,7 @@ mkdir -m 700 "$S/cache" "$LOGS"
 install -m 755 "$KEYS_CMD" "$S/pam-piv-authorized-keys"
 install -m 755 "$PIV_MODULE" "$S/pam_piv.so"
 install -m 755 "$PIV_HELPER" "$S/pam_piv_helper"
+install -m 755 "$PIV_CRL_BUILDER" "$S/pam_piv_crlindex"
 install -m 644 "$PKI/ca/root.pem" "$S/root.pem"
 install -m 644 "$PKI/intermediates.pem" "$S/intermediates.pem"
 # the module runs as root inside sshd and uses cache_dir; the keys command
@@ -164,6 +166,7 @@ revocation = ocsp,crl
 cache_dir = $S/cache
 cert_source = dir:$S/certs
 helper = $S/pam_piv_helper
+crl_builder = $S/pam_piv_crlindex
 debug = yes
 fail_delay = 0
 EOF

@@ -19,7 +19,11 @@
 
 #include <cmocka.h>
 
+#include <openssl/bn.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -366,7 +370,7 @@ test_index_damage(void **state)
 	snprintf(idx_path, sizeof(idx_path), "%s/damage.idx", fx->dir);
 	write_crl(crl, fx->ca, fx->ca_key, &spec);
 	assert_int_equal(piv_crl_build_index(crl, fx->ca, idx_path, why, sizeof(why)), 0);
-	assert_int_equal(piv_crl_open_index(idx_path, crl, &idx), 0);
+	assert_int_equal(piv_crl_open_index(idx_path, NULL, &idx), 0);
 	assert_int_equal(idx.count, 4);
 	assert_int_equal(piv_crl_serial_record(X509_get0_serialNumber(fx->leaf_revoked), rec), 0);
 	assert_true(piv_crl_index_has(&idx, rec));
@@ -377,33 +381,52 @@ test_index_damage(void **state)
 	/* truncated by one byte */
 	assert_int_equal(stat(idx_path, &st), 0);
 	assert_int_equal(truncate(idx_path, st.st_size - 1), 0);
-	assert_int_equal(piv_crl_open_index(idx_path, crl, &idx), -1);
+	assert_int_equal(piv_crl_open_index(idx_path, NULL, &idx), -1);
 	/* a flipped header byte */
 	assert_int_equal(piv_crl_build_index(crl, fx->ca, idx_path, why, sizeof(why)), 0);
 	fd = open(idx_path, O_RDWR);
 	assert_true(fd >= 0);
 	assert_int_equal(pwrite(fd, "X", 1, 20), 1);
 	close(fd);
-	assert_int_equal(piv_crl_open_index(idx_path, crl, &idx), -1);
+	assert_int_equal(piv_crl_open_index(idx_path, NULL, &idx), -1);
 	/* empty, and garbage */
 	fd = open(idx_path, O_WRONLY | O_TRUNC);
 	close(fd);
-	assert_int_equal(piv_crl_open_index(idx_path, crl, &idx), -1);
+	assert_int_equal(piv_crl_open_index(idx_path, NULL, &idx), -1);
 	fd = open(idx_path, O_WRONLY | O_TRUNC);
 	for (int i = 0; i < 100; i++)
 		assert_int_equal(write(fd, "garbage!", 8), 8);
 	close(fd);
-	assert_int_equal(piv_crl_open_index(idx_path, crl, &idx), -1);
-	/* a good index, but the CRL file changed since */
+	assert_int_equal(piv_crl_open_index(idx_path, NULL, &idx), -1);
+	/* an index of another content than the one asked for */
 	assert_int_equal(piv_crl_build_index(crl, fx->ca, idx_path, why, sizeof(why)), 0);
+	{
+		uint8_t other[32];
+		memset(other, 0x5a, sizeof(other));
+		assert_int_equal(piv_crl_open_index(idx_path, other, &idx), -1);
+	}
+	/* the cache: a file's version points at its content; a CRL file
+	 * changed since is not that version any more, and its previous
+	 * content is still known by its path */
+	assert_int_equal(piv_crl_cache_build(fx->cache, crl, fx->ca, NULL, why, sizeof(why)), 0);
+	assert_int_equal(piv_crl_cache_open(fx->cache, crl, false, &idx), 0);
+	assert_int_equal(idx.count, 4);
+	piv_crl_close_index(&idx);
 	sleep(1);
 	spec.n_serials = 1;
 	write_crl(crl, fx->ca, fx->ca_key, &spec);
-	assert_int_equal(piv_crl_open_index(idx_path, crl, &idx), -1);
+	assert_int_equal(piv_crl_cache_open(fx->cache, crl, false, &idx), -1);
+	assert_int_equal(piv_crl_cache_open(fx->cache, crl, true, &idx), 0);
+	assert_int_equal(idx.count, 4);
+	piv_crl_close_index(&idx);
+	assert_int_equal(piv_crl_cache_build(fx->cache, crl, fx->ca, NULL, why, sizeof(why)), 0);
+	assert_int_equal(piv_crl_cache_open(fx->cache, crl, false, &idx), 0);
+	assert_int_equal(idx.count, 1);
+	piv_crl_close_index(&idx);
 	/* a symlink in place of the index is not followed */
 	unlink(idx_path);
 	assert_int_equal(symlink(crl, idx_path), 0);
-	assert_int_equal(piv_crl_open_index(idx_path, crl, &idx), -1);
+	assert_int_equal(piv_crl_open_index(idx_path, NULL, &idx), -1);
 }
 
 static void
@@ -737,6 +760,317 @@ test_delta_crls(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* The record of a serial from its DER content octets is the record of
+ * the same serial as OpenSSL decodes it: the CRL's entries and the card's
+ * certificate meet in the index. */
+static void
+test_serial_bytes_records(void **state)
+{
+	static const long values[] = { 0, 1, 127, 128, 255, 256, 65535, 65536, 0x7fffffffL, -1, -127,
+	                               -128, -129, -255, -256, -65536, -0x7fffffffL - 1 };
+	uint8_t a[PIV_CRL_RECORD], b[PIV_CRL_RECORD];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]) + 40; i++) {
+		ASN1_INTEGER *n = ASN1_INTEGER_new();
+		unsigned char *der = NULL;
+		const unsigned char *p;
+		long len;
+		int der_len, tag, class;
+		if (i < sizeof(values) / sizeof(values[0])) {
+			ASN1_INTEGER_set(n, values[i]);
+		} else {
+			/* random 1..20-byte magnitudes, half of them negative */
+			BIGNUM *bn = BN_new();
+			unsigned char bytes[20];
+			assert_int_equal(RAND_bytes(bytes, sizeof(bytes)), 1);
+			BN_bin2bn(bytes, 1 + (int)(i % 20), bn);
+			BN_set_negative(bn, (int)(i & 1));
+			assert_non_null(BN_to_ASN1_INTEGER(bn, n));
+			BN_free(bn);
+		}
+		der_len = i2d_ASN1_INTEGER(n, &der);
+		assert_true(der_len > 0);
+		p = der;
+		assert_int_equal(ASN1_get_object(&p, &len, &tag, &class, der_len) & 0x80, 0);
+		assert_int_equal(piv_crl_serial_record(n, a), 0);
+		assert_int_equal(piv_crl_serial_bytes_record(p, (size_t)len, b), 0);
+		if (memcmp(a, b, PIV_CRL_RECORD) != 0)
+			fail_msg("serial %zu: the records differ", i);
+		OPENSSL_free(der);
+		ASN1_INTEGER_free(n);
+	}
+}
+
+static size_t
+count_files(const char *dir, const char *prefix)
+{
+	char cmd[400];
+	FILE *f;
+	size_t n = 0;
+
+	snprintf(cmd, sizeof(cmd), "ls '%s' | grep -c '^%s' || true", dir, prefix);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	assert_int_equal(fscanf(f, "%zu", &n), 1);
+	pclose(f);
+	return n;
+}
+
+/* One index per content: the same CRL as DER, as PEM, and under a hash
+ * link is read and indexed, but kept once. */
+static void
+test_one_index_per_content(void **state)
+{
+	struct fixture *fx = *state;
+	struct crl_spec spec;
+	char dir[300], der_path[400], pem_path[400], link_path[400], cache[300], why[300], cmd[700];
+	struct piv_crl_index a, b, c;
+	X509_CRL *crl;
+	FILE *f;
+
+	snprintf(dir, sizeof(dir), "%s/names", fx->dir);
+	snprintf(cache, sizeof(cache), "%s/names-cache", fx->dir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(piv_cache_dir_check(cache, why, sizeof(why)), 0);
+	spec_ok(&spec);
+	snprintf(der_path, sizeof(der_path), "%s/ca.crl", dir);
+	snprintf(pem_path, sizeof(pem_path), "%s/ca.pem", dir);
+	snprintf(link_path, sizeof(link_path), "%s/1a2b3c4d.r0", dir);
+	write_crl(der_path, fx->ca, fx->ca_key, &spec);
+	f = fopen(der_path, "rb");
+	assert_non_null(f);
+	crl = d2i_X509_CRL_fp(f, NULL);
+	fclose(f);
+	assert_non_null(crl);
+	f = fopen(pem_path, "w");
+	assert_non_null(f);
+	assert_int_equal(PEM_write_X509_CRL(f, crl), 1);
+	fclose(f);
+	X509_CRL_free(crl);
+	assert_int_equal(symlink("ca.crl", link_path), 0);
+	assert_int_equal(piv_crl_cache_build(cache, der_path, fx->ca, NULL, why, sizeof(why)), 0);
+	assert_int_equal(piv_crl_cache_build(cache, pem_path, fx->ca, NULL, why, sizeof(why)), 0);
+	/* the link is the same version as its file: indexed already */
+	assert_int_equal(piv_crl_cache_open(cache, link_path, false, &c), 0);
+	assert_int_equal(piv_crl_cache_open(cache, der_path, false, &a), 0);
+	assert_int_equal(piv_crl_cache_open(cache, pem_path, false, &b), 0);
+	assert_memory_equal(a.content_id, b.content_id, 32);
+	assert_memory_equal(a.content_id, c.content_id, 32);
+	assert_int_equal(a.count, 4);
+	assert_int_equal(b.count, 4);
+	piv_crl_close_index(&a);
+	piv_crl_close_index(&b);
+	piv_crl_close_index(&c);
+	assert_int_equal(count_files(cache, "crlidx-"), 1);
+	/* and the answers through crl_dir agree */
+	expect_answer(fx, "names", true, fx->leaf_revoked, PIV_REV_REVOKED, "revoked");
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", dir, cache);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* Pruning the cache: an index a day past its CRL's nextUpdate goes, with
+ * the pointers to it; a current one stays. */
+static void
+test_cache_prune(void **state)
+{
+	struct fixture *fx = *state;
+	char dir[300], old_path[400], cur_path[400], cache[300], why[300], cmd[700];
+	struct piv_crl_index idx;
+	struct crl_spec spec;
+
+	snprintf(dir, sizeof(dir), "%s/prune", fx->dir);
+	snprintf(cache, sizeof(cache), "%s/prune-cache", fx->dir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(piv_cache_dir_check(cache, why, sizeof(why)), 0);
+	snprintf(old_path, sizeof(old_path), "%s/old.crl", dir);
+	snprintf(cur_path, sizeof(cur_path), "%s/current.crl", dir);
+	spec_ok(&spec);
+	spec.last_offset = -12 * 86400;
+	spec.next_offset = -9 * 86400;
+	write_crl(old_path, fx->ca, fx->ca_key, &spec);
+	spec_ok(&spec);
+	write_crl(cur_path, fx->ca, fx->ca_key, &spec);
+	assert_int_equal(piv_crl_cache_build(cache, old_path, fx->ca, NULL, why, sizeof(why)), 0);
+	assert_int_equal(piv_crl_cache_build(cache, cur_path, fx->ca, NULL, why, sizeof(why)), 0);
+	assert_int_equal(count_files(cache, "crlidx-"), 2);
+	assert_int_equal(count_files(cache, "crlsrc-"), 2);
+	/* made just now: kept a week, even if expired */
+	piv_crl_cache_prune(cache, time(NULL));
+	assert_int_equal(count_files(cache, "crlidx-"), 2);
+	/* made ten days ago: the expired one goes, the current one stays */
+	snprintf(cmd, sizeof(cmd), "touch -d '10 days ago' '%s'/crlidx-*", cache);
+	assert_int_equal(system(cmd), 0);
+	piv_crl_cache_prune(cache, time(NULL));
+	assert_int_equal(count_files(cache, "crlidx-"), 1);
+	assert_int_equal(count_files(cache, "crlsrc-"), 1);
+	assert_int_equal(count_files(cache, "crlname-"), 1);
+	assert_int_equal(piv_crl_cache_open(cache, old_path, false, &idx), -1);
+	assert_int_equal(piv_crl_cache_open(cache, cur_path, false, &idx), 0);
+	piv_crl_close_index(&idx);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", dir, cache);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* The entries read in place are the entries OpenSSL decodes, every one,
+ * negative and 20-byte serials included. */
+static void
+test_stream_matches_openssl(void **state)
+{
+	struct fixture *fx = *state;
+	enum { N = 3000 };
+	long *serials = calloc(N, sizeof(long));
+	char path[300], idx_path[300], why[300];
+	struct piv_crl_index idx;
+	struct crl_spec spec;
+	X509_CRL *crl;
+	FILE *f;
+
+	assert_non_null(serials);
+	for (long i = 0; i < N; i++)
+		serials[i] = (i % 7 == 0 ? -1 : 1) * (i * 2654435761L % 0x7fffffffL + 1);
+	spec_ok(&spec);
+	spec.serials = serials;
+	spec.n_serials = N;
+	snprintf(path, sizeof(path), "%s/many.crl", fx->dir);
+	snprintf(idx_path, sizeof(idx_path), "%s/many.idx", fx->dir);
+	write_crl(path, fx->ca, fx->ca_key, &spec);
+	assert_int_equal(piv_crl_build_index(path, fx->ca, idx_path, why, sizeof(why)), 0);
+	assert_int_equal(piv_crl_open_index(idx_path, NULL, &idx), 0);
+	assert_int_equal(idx.flags & PIV_CRL_IDX_UNUSABLE, 0);
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	crl = d2i_X509_CRL_fp(f, NULL);
+	fclose(f);
+	assert_non_null(crl);
+	assert_int_equal(idx.count, (uint64_t)sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)));
+	for (int i = 0; i < sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)); i++) {
+		uint8_t rec[PIV_CRL_RECORD];
+		X509_REVOKED *r = sk_X509_REVOKED_value(X509_CRL_get_REVOKED(crl), i);
+		assert_int_equal(piv_crl_serial_record(X509_REVOKED_get0_serialNumber(r), rec), 0);
+		if (!piv_crl_index_has(&idx, rec))
+			fail_msg("entry %d is not in the index", i);
+	}
+	piv_crl_close_index(&idx);
+	X509_CRL_free(crl);
+	free(serials);
+}
+
+/* Frames that are not one CRL, and signatures that do not hold. */
+static void
+test_stream_refusals(void **state)
+{
+	struct fixture *fx = *state;
+	char path[300], bad[300], idx_path[300], why[300];
+	struct piv_crl_index idx;
+	struct crl_spec spec;
+	uint8_t *der;
+	long len;
+	FILE *f;
+	static const struct { const char *name; int how; const char *want; } cases[] = {
+		{ "truncated", 0, "not a CRL" },
+		{ "trailing", 1, "not a CRL" },
+		{ "flipped", 2, "does not verify" },
+		{ "algorithms", 3, "two signature algorithms differ" },
+		{ "indefinite", 4, "not a CRL" },
+	};
+
+	spec_ok(&spec);
+	snprintf(path, sizeof(path), "%s/frame.crl", fx->dir);
+	write_crl(path, fx->ca, fx->ca_key, &spec);
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	rewind(f);
+	der = malloc((size_t)len + 1);
+	assert_int_equal(fread(der, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t *copy = malloc((size_t)len + 1);
+		size_t copy_len = (size_t)len;
+		memcpy(copy, der, (size_t)len);
+		switch (cases[i].how) {
+		case 0: copy_len -= 10; break;
+		case 1: copy[copy_len++] = 0; break;
+		case 2: copy[copy_len - 1] ^= 1; break; /* the signature's last byte */
+		case 3: {
+			/* the outer ecdsa-with-SHA256 (…04 03 02) made SHA-384 (…04 03 03) */
+			static const uint8_t oid[] = { 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02 };
+			uint8_t *last = NULL;
+			for (size_t k = 0; k + sizeof(oid) <= copy_len; k++)
+				if (memcmp(copy + k, oid, sizeof(oid)) == 0)
+					last = copy + k;
+			assert_non_null(last);
+			last[sizeof(oid) - 1] = 0x03;
+			break;
+		}
+		case 4: copy[1] = 0x80; break; /* BER indefinite length */
+		}
+		snprintf(bad, sizeof(bad), "%s/%s.crl", fx->dir, cases[i].name);
+		snprintf(idx_path, sizeof(idx_path), "%s/%s.idx", fx->dir, cases[i].name);
+		f = fopen(bad, "wb");
+		assert_non_null(f);
+		assert_int_equal(fwrite(copy, 1, copy_len, f), copy_len);
+		fclose(f);
+		assert_int_equal(piv_crl_build_index(bad, fx->ca, idx_path, why, sizeof(why)), 0);
+		assert_int_equal(piv_crl_open_index(idx_path, NULL, &idx), 0);
+		if (!(idx.flags & PIV_CRL_IDX_UNUSABLE) || strstr(idx.reason, cases[i].want) == NULL)
+			fail_msg("%s: flags %u, reason '%s', want '%s'", cases[i].name, idx.flags,
+			         idx.reason, cases[i].want);
+		assert_int_equal(idx.count, 0);
+		piv_crl_close_index(&idx);
+		free(copy);
+	}
+	free(der);
+}
+
+/* An RSA issuer whose CRL is signed with RSASSA-PSS: verified with the
+ * parameters the CRL gives. */
+static void
+test_pss_signed_crl(void **state)
+{
+	struct fixture *fx = *state;
+	EVP_PKEY *rsa = EVP_RSA_gen(2048);
+	X509 *ca = make_cert("Test CA", rsa, NULL, NULL, 21, 1);
+	X509_CRL *crl = X509_CRL_new();
+	ASN1_TIME *t = ASN1_TIME_new();
+	EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pctx = NULL;
+	char path[300], idx_path[300], why[300];
+	struct piv_crl_index idx;
+	FILE *f;
+
+	(void)fx;
+	X509_CRL_set_version(crl, 1);
+	X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca));
+	X509_gmtime_adj(t, -60);
+	X509_CRL_set1_lastUpdate(crl, t);
+	X509_gmtime_adj(t, 3600);
+	X509_CRL_set1_nextUpdate(crl, t);
+	assert_int_equal(EVP_DigestSignInit(mctx, &pctx, EVP_sha256(), NULL, rsa), 1);
+	assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING), 1);
+	assert_int_equal(EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 32), 1);
+	assert_int_equal(EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()), 1);
+	assert_true(X509_CRL_sign_ctx(crl, mctx) > 0);
+	snprintf(path, sizeof(path), "%s/pss.crl", fx->dir);
+	snprintf(idx_path, sizeof(idx_path), "%s/pss.idx", fx->dir);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(i2d_X509_CRL_fp(f, crl), 1);
+	fclose(f);
+	assert_int_equal(piv_crl_build_index(path, ca, idx_path, why, sizeof(why)), 0);
+	assert_int_equal(piv_crl_open_index(idx_path, NULL, &idx), 0);
+	if (idx.flags & PIV_CRL_IDX_UNUSABLE)
+		fail_msg("a PSS-signed CRL: %s", idx.reason);
+	piv_crl_close_index(&idx);
+	EVP_MD_CTX_free(mctx);
+	ASN1_TIME_free(t);
+	X509_CRL_free(crl);
+	X509_free(ca);
+	EVP_PKEY_free(rsa);
+}
+
 int
 main(void)
 {
@@ -750,6 +1084,12 @@ main(void)
 		cmocka_unit_test(test_scope_distribution_points),
 		cmocka_unit_test(test_no_rollback),
 		cmocka_unit_test(test_delta_crls),
+		cmocka_unit_test(test_serial_bytes_records),
+		cmocka_unit_test(test_one_index_per_content),
+		cmocka_unit_test(test_cache_prune),
+		cmocka_unit_test(test_stream_matches_openssl),
+		cmocka_unit_test(test_stream_refusals),
+		cmocka_unit_test(test_pss_signed_crl),
 		cmocka_unit_test(test_cache_dir_safety),
 	};
 	alarm(120);

@@ -33,6 +33,7 @@
 static const char *fx;        /* fixtures: pki/, tok/, passwd */
 static const char *work;      /* service files read current.conf from here */
 static const char *helper;
+static const char *crl_builder; /* pam_piv_crlindex */
 static const char *shim;
 static const char *softhsm;
 static const char *www;       /* the test HTTP server's document root */
@@ -145,12 +146,14 @@ configure(const struct setup *s)
 	             "%s"
 	             "%s"
 	             "helper = %s\n"
+	             "crl_builder = %s\n"
 	             "helper_env = SOFTHSM2_CONF=%s/tok/%s/softhsm2.conf\n"
 	             "fail_delay = 0\n"
 	             "card_timeout = 10\n"
 	             "debug = yes\n",
 	             s->use_shim ? shim : softhsm, fx, intermediates,
-	             s->default_revocation ? "" : "revocation = none\n", helper, fx, s->scenario);
+	             s->default_revocation ? "" : "revocation = none\n", helper, crl_builder, fx,
+	             s->scenario);
 	if (s->use_shim)
 		n += snprintf(text + n, sizeof(text) - (size_t)n,
 		              "helper_env = P11SHIM_TARGET=%s\n", softhsm);
@@ -3786,6 +3789,7 @@ main(void)
 	fx = getenv("PIV_FX");
 	work = getenv("PIV_WORK");
 	helper = getenv("PIV_HELPER");
+	crl_builder = getenv("PIV_CRL_BUILDER");
 	shim = getenv("PIV_SHIM");
 	softhsm = getenv("SOFTHSM2_MODULE");
 	www = getenv("PIV_WWW");
@@ -3804,7 +3808,7 @@ main(void)
 	ldap_pw_nl = getenv("PIV_LDAP_PW_NL");
 	ldap_root_dn = getenv("PIV_LDAP_ROOT_DN");
 	ldap_root_pw = getenv("PIV_LDAP_ROOT_PW");
-	if (!fx || !work || !helper || !shim || !softhsm || !www || !http_port || !check_tool ||
+	if (!fx || !work || !helper || !crl_builder || !shim || !softhsm || !www || !http_port || !check_tool ||
 	    !keys_tool ||
 	    !ldap_uri ||
 	    !ldaps_uri || !ldapi_uri || !ldap_base || !ldap_suffix || !ldap_ca || !ldap_other_ca ||

@@ -36,6 +36,7 @@ pkcs11_module = $softhsm
 ca_file = $work/fx/pki/ca/root.pem
 intermediates = $work/fx/pki/intermediates.pem
 helper = $helper
+crl_builder = $build/src/pam_piv_crlindex
 helper_env = SOFTHSM2_CONF=$work/fx/tok/$1/softhsm2.conf
 fail_delay = 0
 CONF
