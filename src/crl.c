@@ -225,6 +225,7 @@ struct crl_result {
 struct crl_run {
 	const struct piv_conf *conf;
 	X509 *cert, *issuer;
+	STACK_OF(X509) *chain;  /* the validated chain, or NULL */
 	time_t now;
 	bool is_ca;
 	struct cert_dps dps;
@@ -264,16 +265,16 @@ get_index(struct crl_run *run, const char *crl_path, struct piv_crl_index *idx, 
 		return 0;
 	if (conf->crl_builder == NULL) {
 		log_to(run->log, run->ud, LOG_DEBUG, "CRL %s: reading, verifying and indexing", crl_path);
-		if (piv_crl_cache_build(conf->cache_dir, crl_path, run->issuer, &seconds, why,
-		                        why_size) != 0)
+		if (piv_crl_cache_build(conf->cache_dir, crl_path, run->issuer, run->chain, &seconds,
+		                        why, why_size) != 0)
 			return -1;
 		log_to(run->log, run->ud, LOG_DEBUG, "CRL %s: indexed in %.2f s", crl_path, seconds);
 		return open_current(run, crl_path, idx);
 	}
 	log_to(run->log, run->ud, LOG_DEBUG, "CRL %s: not indexed yet: the builder indexes it",
 	       crl_path);
-	if (piv_crl_cache_spawn(conf->crl_builder, conf->cache_dir, crl_path, run->issuer, why,
-	                        why_size) != 0) {
+	if (piv_crl_cache_spawn(conf->crl_builder, conf->cache_dir, crl_path, run->issuer, run->chain,
+	                        why, why_size) != 0) {
 		log_to(run->log, run->ud, LOG_ERR, "%s", why);
 		return -1;
 	}
@@ -564,8 +565,8 @@ find_deltas(struct crl_run *run)
 }
 
 enum piv_rev_answer
-piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, time_t now,
-              piv_rev_log_fn log, void *ud, char *reason, size_t reason_size)
+piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, STACK_OF(X509) *chain,
+              time_t now, piv_rev_log_fn log, void *ud, char *reason, size_t reason_size)
 {
 	char (*files)[1024] = calloc(MAX_CRL_FILES, sizeof(*files));
 	struct crl_run run;
@@ -583,6 +584,7 @@ piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, time_t now,
 	run.build_deadline = piv_now_ms() + (int64_t)conf->net_timeout * 1000;
 	run.cert = cert;
 	run.issuer = issuer;
+	run.chain = chain;
 	run.now = now;
 	run.is_ca = X509_check_ca(cert) != 0;
 	run.log = log;

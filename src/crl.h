@@ -17,10 +17,12 @@
 #include "crlstream.h"
 #include "revocation.h"
 
-/* The CRL answer for cert, whose issuer is issuer (both from a validated
- * chain). reason gets a log-safe explanation. */
+/* The CRL answer for cert, whose issuer is issuer (both from the validated
+ * chain, which may be NULL: CRLs found on the way are indexed with the key
+ * of whichever certificate of it issued them). reason gets a log-safe
+ * explanation. */
 enum piv_rev_answer piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 *issuer,
-                                  time_t now, piv_rev_log_fn log, void *ud,
-                                  char *reason, size_t reason_size);
+                                  STACK_OF(X509) *chain, time_t now, piv_rev_log_fn log,
+                                  void *ud, char *reason, size_t reason_size);
 
 #endif

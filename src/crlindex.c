@@ -262,8 +262,7 @@ check_crl(const struct piv_crl_view *v, X509 *issuer, struct idx_header *hdr, ch
 		piv_fmt(why, why_size, "the issuer may not sign CRLs (no cRLSign key usage)");
 		return -1;
 	}
-	if (piv_crl_view_verify(v, X509_get0_pubkey(issuer), why, why_size) != 1)
-		goto out;
+	/* (the signature is verified while the entries are read: build_from_der) */
 	if (v->next_update == NULL) {
 		piv_fmt(why, why_size, "CRL has no nextUpdate");
 		goto out;
@@ -353,14 +352,76 @@ write_index(const char *idx_path, struct idx_header *hdr, const uint8_t *records
 }
 
 /* Index the CRL in der (content id: SHA-256 of what was read) for issuer. */
+/* In place, no memory of its own (glibc's qsort takes a copy as large as
+ * what it sorts): a heap sort of the records. */
+static void
+sift_down(uint8_t *rec, size_t start, size_t n)
+{
+	uint8_t tmp[PIV_CRL_RECORD];
+	size_t root = start;
+
+	for (;;) {
+		size_t child = 2 * root + 1;
+		if (child >= n)
+			return;
+		if (child + 1 < n && record_cmp(rec + child * PIV_CRL_RECORD,
+		                                rec + (child + 1) * PIV_CRL_RECORD) < 0)
+			child++;
+		if (record_cmp(rec + root * PIV_CRL_RECORD, rec + child * PIV_CRL_RECORD) >= 0)
+			return;
+		memcpy(tmp, rec + root * PIV_CRL_RECORD, PIV_CRL_RECORD);
+		memcpy(rec + root * PIV_CRL_RECORD, rec + child * PIV_CRL_RECORD, PIV_CRL_RECORD);
+		memcpy(rec + child * PIV_CRL_RECORD, tmp, PIV_CRL_RECORD);
+		root = child;
+	}
+}
+
+static void
+sort_records(uint8_t *rec, size_t n)
+{
+	uint8_t tmp[PIV_CRL_RECORD];
+	size_t i;
+
+	/* CAs commonly list their entries in serial order already */
+	for (i = 1; i < n && record_cmp(rec + (i - 1) * PIV_CRL_RECORD, rec + i * PIV_CRL_RECORD) <= 0;
+	     i++)
+		;
+	if (i >= n)
+		return;
+	for (i = n / 2; i-- > 0;)
+		sift_down(rec, i, n);
+	for (i = n; i-- > 1;) {
+		memcpy(tmp, rec, PIV_CRL_RECORD);
+		memcpy(rec, rec + i * PIV_CRL_RECORD, PIV_CRL_RECORD);
+		memcpy(rec + i * PIV_CRL_RECORD, tmp, PIV_CRL_RECORD);
+		sift_down(rec, 0, i);
+	}
+}
+
+#define HASH_STEP (4 * 1024 * 1024)
+
+/* The certificate among issuer and others that issued the CRL (by name),
+ * or NULL. */
+static X509 *
+crl_issuer_of(const X509_NAME *crl_issuer, X509 *issuer, STACK_OF(X509) *others)
+{
+	if (X509_NAME_cmp(crl_issuer, X509_get_subject_name(issuer)) == 0)
+		return issuer;
+	for (int i = 0; i < sk_X509_num(others); i++)
+		if (X509_NAME_cmp(crl_issuer, X509_get_subject_name(sk_X509_value(others, i))) == 0)
+			return sk_X509_value(others, i);
+	return NULL;
+}
+
 static int
-build_from_der(const struct piv_crl_der *der, bool readable, const char *read_why, X509 *issuer,
-               const char *idx_path, char *why, size_t why_size)
+build_from_der(struct piv_crl_der *der, bool readable, const char *read_why, X509 *issuer,
+               STACK_OF(X509) *others, const char *idx_path, char *why, size_t why_size)
 {
 	struct idx_header hdr;
 	struct piv_crl_view view;
+	EVP_MD_CTX *verify = NULL;
 	uint8_t *records = NULL;
-	const uint8_t *pos;
+	const uint8_t *pos, *hashed, *tbs_end;
 	size_t cap, n_records = 0;
 	struct piv_crl_entry e;
 	int ret = -1, rc;
@@ -377,7 +438,9 @@ build_from_der(const struct piv_crl_der *der, bool readable, const char *read_wh
 		goto out;
 	}
 	hdr.reason[0] = '\0';
-	if (X509_NAME_cmp(view.issuer, X509_get_subject_name(issuer)) != 0) {
+	/* Verified with the key of whichever certificate of the chain issued
+	 * it: then the index answers for every issuer of the chain. */
+	if ((issuer = crl_issuer_of(view.issuer, issuer, others)) == NULL) {
 		hdr.flags = PIV_CRL_IDX_NAME_ONLY;
 		piv_fmt(hdr.reason, sizeof(hdr.reason), "CRL of another issuer");
 		if (piv_crl_name_hash(view.issuer, hdr.issuer_name) == 0)
@@ -391,6 +454,17 @@ build_from_der(const struct piv_crl_der *der, bool readable, const char *read_wh
 	    piv_asn1_time_to_unix(view.this_update, &hdr.this_update) != 0 ||
 	    piv_asn1_time_to_unix(view.next_update, &hdr.next_update) != 0)
 		goto rejected;
+	/* One pass over the CRL: the signed bytes are hashed as the entries
+	 * are read, and what was read is given back, so the DER and the
+	 * records are not both whole in memory. Nothing is written before the
+	 * signature verified. */
+	if ((verify = piv_crl_verify_init(&view, X509_get0_pubkey(issuer), hdr.reason,
+	                                  sizeof(hdr.reason))) == NULL)
+		goto rejected;
+	tbs_end = view.tbs + view.tbs_len;
+	hashed = view.entries != NULL ? view.entries : tbs_end;
+	if (piv_crl_verify_update(verify, view.tbs, (size_t)(hashed - view.tbs)) != 0)
+		goto rejected;
 	/* An entry takes at least 14 bytes of DER: no more records than that. */
 	cap = view.entries_len / 14 + 1;
 	if ((records = malloc(cap * PIV_CRL_RECORD)) == NULL) {
@@ -399,6 +473,12 @@ build_from_der(const struct piv_crl_der *der, bool readable, const char *read_wh
 	}
 	pos = view.entries;
 	while ((rc = piv_crl_view_next(&view, &pos, &e, hdr.reason, sizeof(hdr.reason))) == 1) {
+		if ((size_t)(pos - hashed) >= HASH_STEP) {
+			if (piv_crl_verify_update(verify, hashed, (size_t)(pos - hashed)) != 0)
+				goto rejected;
+			hashed = pos;
+			piv_crl_der_release(der, hashed);
+		}
 		/* certificateIssuer and friends: an indirect CRL in disguise */
 		if (e.critical_extension) {
 			piv_fmt(hdr.reason, sizeof(hdr.reason), "CRL entry with a critical extension");
@@ -416,7 +496,12 @@ build_from_der(const struct piv_crl_der *der, bool readable, const char *read_wh
 	}
 	if (rc < 0)
 		goto rejected;
-	qsort(records, n_records, PIV_CRL_RECORD, record_cmp);
+	rc = piv_crl_verify_update(verify, hashed, (size_t)(tbs_end - hashed));
+	rc = piv_crl_verify_final(&view, verify, hdr.reason, sizeof(hdr.reason)) == 1 && rc == 0;
+	verify = NULL;
+	if (!rc)
+		goto rejected;
+	sort_records(records, n_records);
 	hdr.count = n_records;
 	ret = write_index(idx_path, &hdr, records, why, why_size);
 	goto out;
@@ -429,6 +514,7 @@ rejected:
 	hdr.n_freshest = 0;
 	ret = write_index(idx_path, &hdr, NULL, why, why_size);
 out:
+	EVP_MD_CTX_free(verify);
 	free(records);
 	piv_crl_view_free(&view);
 	ERR_clear_error();
@@ -478,7 +564,7 @@ piv_crl_build_index(const char *crl_path, X509 *issuer, const char *idx_path, ch
 		piv_fmt(why, why_size, "cannot read %s", crl_path);
 		return -1;
 	}
-	ret = build_from_der(&der, readable, read_why, issuer, idx_path, why, why_size);
+	ret = build_from_der(&der, readable, read_why, issuer, NULL, idx_path, why, why_size);
 	piv_crl_der_free(&der);
 	return ret;
 }
@@ -681,8 +767,8 @@ piv_crl_cache_open(const char *cache_dir, const char *crl_path, bool previous,
 }
 
 int
-piv_crl_cache_build(const char *cache_dir, const char *crl_path, X509 *issuer, double *seconds,
-                    char *why, size_t why_size)
+piv_crl_cache_build(const char *cache_dir, const char *crl_path, X509 *issuer,
+                    STACK_OF(X509) *others, double *seconds, char *why, size_t why_size)
 {
 	char key[200], ptr[4200], idx_path[4200], read_why[128];
 	struct piv_crl_index idx;
@@ -708,9 +794,14 @@ piv_crl_cache_build(const char *cache_dir, const char *crl_path, X509 *issuer, d
 		 * it was made for this issuer (or says nothing about it) */
 		if (piv_crl_open_index(idx_path, content_id, &idx) == 0) {
 			reuse = piv_crl_index_serves(&idx, issuer);
+			/* ... unless it only knows the name of its issuer, who is
+			 * among the others now: then it is verified this time */
+			for (int i = 0; reuse && (idx.flags & PIV_CRL_IDX_NAME_ONLY) &&
+			                i < sk_X509_num(others); i++)
+				reuse = piv_crl_index_serves(&idx, sk_X509_value(others, i));
 			piv_crl_close_index(&idx);
 		}
-		if (!reuse && build_from_der(&der, readable, read_why, issuer, idx_path, why,
+		if (!reuse && build_from_der(&der, readable, read_why, issuer, others, idx_path, why,
 		                             why_size) != 0)
 			goto out;
 		if (piv_cache_path(cache_dir, "crlsrc", key, "", ptr, sizeof(ptr)) != 0 ||
@@ -836,10 +927,10 @@ build_in_progress(const char *cache_dir, const char *crl_path)
 
 int
 piv_crl_cache_spawn(const char *builder, const char *cache_dir, const char *crl_path,
-                    X509 *issuer, char *why, size_t why_size)
+                    X509 *issuer, STACK_OF(X509) *others, char *why, size_t why_size)
 {
 	unsigned char *der = NULL;
-	int der_len, pipefd[2] = { -1, -1 }, status = 0, ret = -1;
+	int der_len = 0, pipefd[2] = { -1, -1 }, status = 0, ret = -1;
 	pid_t pid;
 
 	{
@@ -854,7 +945,22 @@ piv_crl_cache_spawn(const char *builder, const char *cache_dir, const char *crl_
 	}
 	if (build_in_progress(cache_dir, crl_path))
 		return 0;
-	if ((der_len = i2d_X509(issuer, &der)) <= 0 || pipe2(pipefd, O_CLOEXEC) != 0) {
+	{
+		/* the issuer first, then the rest of the chain, DER after DER */
+		BIO *mem = BIO_new(BIO_s_mem());
+		char *data;
+		long n;
+		bool ok = mem != NULL && i2d_X509_bio(mem, issuer) == 1;
+		for (int i = 0; ok && i < sk_X509_num(others); i++)
+			ok = i2d_X509_bio(mem, sk_X509_value(others, i)) == 1;
+		if (ok && (n = BIO_get_mem_data(mem, &data)) > 0 && n <= 65535 &&
+		    (der = OPENSSL_malloc((size_t)n)) != NULL) {
+			memcpy(der, data, (size_t)n);
+			der_len = (int)n;
+		}
+		BIO_free(mem);
+	}
+	if (der_len <= 0 || pipe2(pipefd, O_CLOEXEC) != 0) {
 		piv_fmt(why, why_size, "cannot start the CRL index builder");
 		goto out;
 	}

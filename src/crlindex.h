@@ -109,10 +109,12 @@ bool piv_crl_index_serves(const struct piv_crl_index *idx, X509 *issuer);
 
 /* Index the CRL file as it is now into cache_dir for issuer (the index of
  * its content is reused when it exists for this issuer), and record which
- * content this version of the file and this path have. 0, or -1 with why.
- * *seconds gets how long it took (NULL: not wanted). */
+ * content this version of the file and this path have. The CRL is
+ * verified with whichever of issuer and others (the rest of the chain,
+ * may be NULL) issued it. 0, or -1 with why. *seconds gets how long it
+ * took (NULL: not wanted). */
 int piv_crl_cache_build(const char *cache_dir, const char *crl_path, X509 *issuer,
-                        double *seconds, char *why, size_t why_size);
+                        STACK_OF(X509) *others, double *seconds, char *why, size_t why_size);
 
 /* Open the index of crl_path as it is now (previous false), or of the
  * content the path had when it was last indexed (previous true). 0, or -1
@@ -125,7 +127,7 @@ int piv_crl_cache_open(const char *cache_dir, const char *crl_path, bool previou
  * file as it is now, unless one is already at work on it. Returns at
  * once: the caller polls piv_crl_cache_open. 0, or -1 with why. */
 int piv_crl_cache_spawn(const char *builder, const char *cache_dir, const char *crl_path,
-                        X509 *issuer, char *why, size_t why_size);
+                        X509 *issuer, STACK_OF(X509) *others, char *why, size_t why_size);
 
 /* The builder's side: hold the lock of crl_path's current version (0), or
  * -1 when another builder holds it. *fd is closed by the caller. */

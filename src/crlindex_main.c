@@ -1,7 +1,8 @@
 /* pam_piv_crlindex: the detached CRL index builder (crlindex.h).
  *
- *   pam_piv_crlindex CACHE_DIR CRL_FILE    (the issuer's certificate, DER,
- *                                           on standard input)
+ *   pam_piv_crlindex CACHE_DIR CRL_FILE    (the issuer's certificate, then
+ *                                           the rest of its chain, DER, on
+ *                                           standard input)
  *
  * Started by a login (pam_piv) that found a CRL without an index. It runs
  * on its own after the login has given up waiting or was killed, in a
@@ -65,6 +66,7 @@ main(int argc, char **argv)
 	const unsigned char *p;
 	size_t len = 0;
 	X509 *issuer = NULL;
+	STACK_OF(X509) *others = NULL;
 	struct piv_crl_index idx;
 	char why[400], what[600];
 	double seconds = 0;
@@ -95,11 +97,20 @@ main(int argc, char **argv)
 		if (len == MAX_CERT)
 			break;
 	}
+	/* the issuer, then the rest of its chain */
 	p = buf;
-	if (len == 0 || len == MAX_CERT || (issuer = d2i_X509(NULL, &p, (long)len)) == NULL ||
-	    p != buf + len) {
+	if (len == 0 || len == MAX_CERT || (others = sk_X509_new_null()) == NULL ||
+	    (issuer = d2i_X509(NULL, &p, (long)len)) == NULL) {
 		fprintf(stderr, "pam_piv_crlindex: no issuer certificate on standard input\n");
 		goto out;
+	}
+	while (p < buf + len) {
+		X509 *cert = d2i_X509(NULL, &p, (long)(buf + len - p));
+		if (cert == NULL || !sk_X509_push(others, cert)) {
+			X509_free(cert);
+			fprintf(stderr, "pam_piv_crlindex: garbage after the certificates\n");
+			goto out;
+		}
 	}
 	if (piv_cache_dir_check(argv[1], why, sizeof(why)) != 0) {
 		fprintf(stderr, "pam_piv_crlindex: %s\n", why);
@@ -121,7 +132,8 @@ main(int argc, char **argv)
 	{
 		struct rusage ru;
 		long peak_kb;
-		int built = piv_crl_cache_build(argv[1], argv[2], issuer, &seconds, why, sizeof(why));
+		int built = piv_crl_cache_build(argv[1], argv[2], issuer, others, &seconds, why,
+		                                sizeof(why));
 		peak_kb = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0;
 		if (built == 0) {
 			snprintf(what, sizeof(what), "indexed in %.2f s, peak RSS %ld kB", seconds, peak_kb);
@@ -136,6 +148,7 @@ out:
 	if (lock_fd >= 0)
 		close(lock_fd);
 	X509_free(issuer);
+	sk_X509_pop_free(others, X509_free);
 	free(buf);
 	ERR_clear_error();
 	return rc;

@@ -33,7 +33,8 @@ static const uint8_t oid_reason_code[] = { 0x55, 0x1d, 0x15 };
 /* ---- reading ------------------------------------------------------------ */
 
 static int
-pem_to_der(const uint8_t *text, size_t len, struct piv_crl_der *out, char *why, size_t why_size)
+pem_to_der(const uint8_t *text, size_t len, struct piv_crl_der *text_map, struct piv_crl_der *out,
+           char *why, size_t why_size)
 {
 	const uint8_t *begin = NULL, *end = NULL, *p;
 	EVP_ENCODE_CTX *ctx = NULL;
@@ -87,6 +88,8 @@ pem_to_der(const uint8_t *text, size_t len, struct piv_crl_der *out, char *why, 
 		}
 		done += (size_t)n;
 		p += chunk;
+		if (text_map != NULL) /* the text decoded so far is not read again */
+			piv_crl_der_release(text_map, p);
 	}
 	if (EVP_DecodeFinal(ctx, out->der + done, &n) < 0 || n < 0 || done + (size_t)n > cap) {
 		piv_fmt(why, why_size, "bad base64 at the end of the PEM block");
@@ -126,7 +129,7 @@ piv_crl_der_from_mem(const uint8_t *data, size_t len, struct piv_crl_der *out, c
 		return -1;
 	}
 	if (looks_like_pem(data, len))
-		return pem_to_der(data, len, out, why, why_size);
+		return pem_to_der(data, len, NULL, out, why, why_size);
 	if ((out->der = malloc(len)) == NULL) {
 		piv_fmt(why, why_size, "out of memory");
 		return -1;
@@ -161,7 +164,8 @@ piv_crl_der_read(const char *path, struct piv_crl_der *out, char *why, size_t wh
 	}
 	(void)madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
 	if (looks_like_pem(map, (size_t)st.st_size)) {
-		ret = pem_to_der(map, (size_t)st.st_size, out, why, why_size);
+		struct piv_crl_der text = { map, (size_t)st.st_size, true, 0 };
+		ret = pem_to_der(map, (size_t)st.st_size, &text, out, why, why_size);
 		munmap(map, (size_t)st.st_size);
 	} else {
 		/* DER is used where it lies: no copy */
@@ -378,29 +382,29 @@ out:
 	return ret;
 }
 
-int
-piv_crl_view_verify(const struct piv_crl_view *v, EVP_PKEY *key, char *why, size_t why_size)
+EVP_MD_CTX *
+piv_crl_verify_init(const struct piv_crl_view *v, EVP_PKEY *key, char *why, size_t why_size)
 {
 	EVP_MD_CTX *mctx = NULL;
-	int nid, md_nid = NID_undef, pkey_nid = NID_undef, ok = 0;
+	int nid, md_nid = NID_undef, pkey_nid = NID_undef;
 	const EVP_MD *md = NULL;
 
 	if (v->sig_alg == NULL || v->tbs_sig_alg == NULL || v->signature == NULL || key == NULL ||
 	    X509_ALGOR_cmp(v->sig_alg, v->tbs_sig_alg) != 0) {
 		piv_fmt(why, why_size, "the CRL's two signature algorithms differ");
-		return 0;
+		return NULL;
 	}
 	if ((v->signature->flags & 0x07) != 0) { /* unused bits in a signature */
 		piv_fmt(why, why_size, "malformed CRL signature");
-		return 0;
+		return NULL;
 	}
 	if ((mctx = EVP_MD_CTX_new()) == NULL)
-		goto out;
+		goto bad;
 	nid = OBJ_obj2nid(v->sig_alg->algorithm);
 	if (nid == NID_rsassaPss) {
 		if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA ||
 		    pss_setup(mctx, key, v->sig_alg, why, why_size) != 0)
-			goto out;
+			goto bad;
 	} else {
 		if (!OBJ_find_sigid_algs(nid, &md_nid, &pkey_nid) ||
 		    (md_nid != NID_sha256 && md_nid != NID_sha384 && md_nid != NID_sha512) ||
@@ -408,22 +412,69 @@ piv_crl_view_verify(const struct piv_crl_view *v, EVP_PKEY *key, char *why, size
 		      (pkey_nid == NID_X9_62_id_ecPublicKey && EVP_PKEY_get_base_id(key) == EVP_PKEY_EC))) {
 			piv_fmt(why, why_size, "CRL signature algorithm not accepted (RSA or ECDSA with "
 			        "SHA-256, SHA-384 or SHA-512 only)");
-			goto out;
+			goto bad;
 		}
 		md = EVP_get_digestbynid(md_nid);
 		if (md == NULL || EVP_DigestVerifyInit(mctx, NULL, md, NULL, key) != 1) {
 			piv_fmt(why, why_size, "cannot verify with the issuer's key");
-			goto out;
+			goto bad;
 		}
 	}
-	ok = EVP_DigestVerify(mctx, ASN1_STRING_get0_data(v->signature),
-	                      (size_t)ASN1_STRING_length(v->signature), v->tbs, v->tbs_len) == 1;
-	if (!ok)
-		piv_fmt(why, why_size, "CRL signature does not verify with the issuer's key");
-out:
+	return mctx;
+bad:
 	EVP_MD_CTX_free(mctx);
 	ERR_clear_error();
+	return NULL;
+}
+
+int
+piv_crl_verify_update(EVP_MD_CTX *ctx, const uint8_t *data, size_t len)
+{
+	return len == 0 || EVP_DigestVerifyUpdate(ctx, data, len) == 1 ? 0 : -1;
+}
+
+int
+piv_crl_verify_final(const struct piv_crl_view *v, EVP_MD_CTX *ctx, char *why, size_t why_size)
+{
+	int ok = EVP_DigestVerifyFinal(ctx, ASN1_STRING_get0_data(v->signature),
+	                               (size_t)ASN1_STRING_length(v->signature)) == 1;
+
+	if (!ok)
+		piv_fmt(why, why_size, "CRL signature does not verify with the issuer's key");
+	EVP_MD_CTX_free(ctx);
+	ERR_clear_error();
 	return ok;
+}
+
+int
+piv_crl_view_verify(const struct piv_crl_view *v, EVP_PKEY *key, char *why, size_t why_size)
+{
+	EVP_MD_CTX *ctx = piv_crl_verify_init(v, key, why, why_size);
+
+	if (ctx == NULL)
+		return 0;
+	if (piv_crl_verify_update(ctx, v->tbs, v->tbs_len) != 0) {
+		EVP_MD_CTX_free(ctx);
+		piv_fmt(why, why_size, "cannot hash the CRL");
+		return 0;
+	}
+	return piv_crl_verify_final(v, ctx, why, why_size);
+}
+
+void
+piv_crl_der_release(struct piv_crl_der *d, const uint8_t *upto)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	uintptr_t start, end;
+
+	if (d->der == NULL || page <= 0 || upto <= d->der + d->released || upto > d->der + d->len)
+		return;
+	/* whole pages within [der + released, upto) */
+	start = ((uintptr_t)(d->der + d->released) + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+	end = (uintptr_t)upto & ~((uintptr_t)page - 1);
+	if (end > start)
+		(void)madvise((void *)start, end - start, MADV_DONTNEED);
+	d->released = (size_t)(upto - d->der);
 }
 
 /* ---- the entries ----------------------------------------------------- */

@@ -20,6 +20,7 @@ struct piv_crl_der {
 	uint8_t *der;      /* the CRL's DER, owned: mapped from the file, or decoded */
 	size_t len;
 	bool mapped;
+	size_t released;   /* bytes from the start given back (piv_crl_der_release) */
 };
 
 /* Read a CRL file, DER or PEM (the first "-----BEGIN X509 CRL-----" block),
@@ -57,6 +58,18 @@ void piv_crl_view_free(struct piv_crl_view *v);
  * RSASSA-PSS, or ECDSA, with SHA-256, SHA-384 or SHA-512. 1 when it
  * verifies, 0 otherwise (why says which). */
 int piv_crl_view_verify(const struct piv_crl_view *v, EVP_PKEY *key, char *why, size_t why_size);
+
+/* The same in steps, for a caller that hashes the tbsCertList while it
+ * reads it: init, update with every byte of v->tbs in order, final. */
+EVP_MD_CTX *piv_crl_verify_init(const struct piv_crl_view *v, EVP_PKEY *key, char *why,
+                                size_t why_size);
+int piv_crl_verify_update(EVP_MD_CTX *ctx, const uint8_t *data, size_t len);
+int piv_crl_verify_final(const struct piv_crl_view *v, EVP_MD_CTX *ctx, char *why,
+                         size_t why_size); /* 1 verified; frees ctx */
+
+/* Give back the memory of d below upto (whole pages only): read once, not
+ * needed again. Mapped file pages are dropped, decoded ones freed. */
+void piv_crl_der_release(struct piv_crl_der *d, const uint8_t *upto);
 
 /* One entry of revokedCertificates. */
 struct piv_crl_entry {

@@ -29,7 +29,7 @@ ask(const struct piv_conf *conf, enum piv_rev_method m, X509_STORE *store, STACK
 	if (m == PIV_REV_METHOD_OCSP)
 		return piv_ocsp_check(conf, cert, issuer, chain, store, now, log, ud, reason,
 		                      reason_size);
-	return piv_crl_check(conf, cert, issuer, now, log, ud, reason, reason_size);
+	return piv_crl_check(conf, cert, issuer, chain, now, log, ud, reason, reason_size);
 }
 
 static void

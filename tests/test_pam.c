@@ -2096,6 +2096,145 @@ test_crl_delta(void **state)
 	outcome_free(&o);
 }
 
+/* ---- CRLs indexed off the login (issue 10) ----------------------------- */
+
+/* A builder that takes its time: SECONDS, then the real one. */
+static void
+slow_builder(const char *path, int seconds)
+{
+	char text[4400];
+
+	snprintf(text, sizeof(text), "#!/bin/sh\nsleep %d\nexec '%s' \"$@\"\n", seconds, crl_builder);
+	write_file(path, text, 0755);
+}
+
+static int
+count_lines_with(const char *path, const char *needle)
+{
+	char *text = slurp(path);
+	int n = 0;
+
+	for (char *p = text; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	free(text);
+	return n;
+}
+
+/* The login waits for the builder at most net_timeout: a CRL that takes
+ * longer gives no answer for now (fails closed in time), the builder
+ * goes on, and the next login uses its index; a login killed meanwhile
+ * loses nothing; a new version of the CRL that is not indexed yet leaves
+ * the previous one's index to serve while it is current. */
+static void
+test_crl_index_off_login(void **state)
+{
+	char more[9000], dir[4200], builder[4200], log_path[4300];
+	struct outcome o;
+	pid_t pid;
+	int status;
+
+	(void)state;
+	server_mode("500");
+	snprintf(dir, sizeof(dir), "%s/crl.slow", work);
+	snprintf(builder, sizeof(builder), "%s/slow-builder", work);
+	snprintf(log_path, sizeof(log_path), "%s/crl-builds.log", cache_dir);
+	slow_builder(builder, 2);
+	shell("rm -rf '%s' && mkdir '%s' && cp '%s/pki/crl/inter.crl' '%s/pki/crl/root.crl' '%s/'",
+	      dir, dir, fx, fx, dir);
+	snprintf(more, sizeof(more), "crl_fetch = no\ncrl_dir = %s\nnet_timeout = 1\ncrl_builder = %s",
+	         dir, builder);
+	/* cold: not ready within net_timeout, no answer, in time */
+	expect_crl("p256", more, "alice", PAM_AUTH_ERR, false, "revocation status unavailable", &o);
+	must_log(&o, "CRL is being indexed (not ready within net_timeout)");
+	if (o.seconds > 2.0) {
+		dump(&o);
+		fail_msg("a login waited %.2f s for the builder, more than net_timeout + 1 s", o.seconds);
+	}
+	outcome_free(&o);
+	/* the builders went on: the next login finds the indexes */
+	shell("sleep 3");
+	expect_crl("p256", more, "alice", PAM_SUCCESS, true, NULL, &o);
+	assert_null(strstr(o.log, "the builder indexes it"));
+	outcome_free(&o);
+	assert_int_equal(count_lines_with(log_path, "/crl.slow/inter.crl indexed"), 1);
+	/* a login killed while the builder works on a new version */
+	shell("sleep 1 && cp '%s/pki/crl/inter-empty.crl' '%s/inter.crl.new' && "
+	      "mv '%s/inter.crl.new' '%s/inter.crl'", fx, dir, dir, dir);
+	configure(&SETUP(.scenario = "p256", .extra = NULL)); /* replaced below */
+	{
+		char *extra = NULL;
+		assert_true(asprintf(&extra, "revocation = crl\ncache_dir = %s\n%s", cache_dir, more) > 0);
+		configure(&SETUP(.scenario = "p256", .extra = extra));
+		free(extra);
+	}
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		run("piv", "alice", PIN, 0, &o);
+		_exit(0);
+	}
+	shell("sleep 0.4");
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	/* meanwhile, the previous content's index serves (it is current) */
+	expect_crl("revoked", more, "alice", PAM_AUTH_ERR, false, "has been revoked", &o);
+	must_log(&o, "the index of its previous content serves meanwhile");
+	outcome_free(&o);
+	shell("sleep 3");
+	/* the new version, indexed by the builder the killed login started */
+	expect_crl("revoked", more, "alice", PAM_SUCCESS, true, NULL, &o);
+	outcome_free(&o);
+	assert_int_equal(count_lines_with(log_path, "/crl.slow/inter.crl indexed"), 2);
+}
+
+/* Cold logins at once: one builder per CRL, the others wait for it. */
+static void
+test_crl_index_concurrent(void **state)
+{
+	enum { N = 8 };
+	char more[9000], dir[4200], builder[4200], log_path[4300];
+	pid_t pids[N];
+	int ok = 0;
+
+	(void)state;
+	server_mode("500");
+	snprintf(dir, sizeof(dir), "%s/crl.conc", work);
+	snprintf(builder, sizeof(builder), "%s/slow-builder", work);
+	snprintf(log_path, sizeof(log_path), "%s/crl-builds.log", cache_dir);
+	slow_builder(builder, 1);
+	shell("rm -rf '%s' && mkdir '%s' && cp '%s/pki/crl/inter.crl' '%s/pki/crl/root.crl' '%s/'",
+	      dir, dir, fx, fx, dir);
+	{
+		char *extra = NULL;
+		snprintf(more, sizeof(more), "crl_fetch = no\ncrl_dir = %s\nnet_timeout = 5\n"
+		         "crl_builder = %s", dir, builder);
+		assert_true(asprintf(&extra, "revocation = crl\ncache_dir = %s\n%s", cache_dir, more) > 0);
+		configure(&SETUP(.scenario = "p256", .extra = extra));
+		free(extra);
+	}
+	fflush(NULL);
+	for (int i = 0; i < N; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			/* no PIN (one card cannot log in eight at once): every
+			 * step before it must pass, revocation included */
+			struct outcome o;
+			run("piv", "alice", NULL, 0, &o);
+			_exit(strstr(o.log, "certificate 0: success: mapped to 'alice'") != NULL ? 0 : 1);
+		}
+	}
+	for (int i = 0; i < N; i++) {
+		int status = 0;
+		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+		ok += WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	}
+	assert_int_equal(ok, N);
+	assert_int_equal(count_lines_with(log_path, "/crl.conc/inter.crl indexed"), 1);
+	assert_int_equal(count_lines_with(log_path, "/crl.conc/root.crl indexed"), 1);
+}
+
 /* revocation_fail = open still honours revocations (issue 14.6): a card
  * listed in the only CRL there is, an expired one, is revoked. */
 static void
@@ -3763,6 +3902,7 @@ main(void)
 		R(test_crl_local), R(test_crl_server_down), R(test_crl_server_hangs),
 		R(test_crl_bad_answers), R(test_crl_refetched_when_stale), R(test_crl_cache_damaged),
 		R(test_crl_scope), R(test_crl_rollback), R(test_crl_delta), R(test_crl_expired_listing),
+		R(test_crl_index_off_login), R(test_crl_index_concurrent),
 		R(test_crl_unsafe_cache_dir), R(test_unsafe_trust_files), R(test_revocation_default),
 		R(test_ocsp_good_and_revoked), R(test_ocsp_cached), R(test_ocsp_responder_down),
 		R(test_ocsp_responder_hangs), R(test_ocsp_bad_answers), R(test_ocsp_replay),

@@ -1,9 +1,10 @@
 #!/bin/sh
 # Revocation cost: the same P-256 login with revocation off; with CRLs of 0
-# (the test PKI's), 100,000 and 1,000,000 entries for the issuing CA, each
-# with a cold cache (emptied before every login: the CRL is parsed,
-# verified and indexed) and a warm one (the index is only mapped and
-# searched); with OCSP (openssl ocsp on loopback) cold and warm. Where
+# (the test PKI's), 100,000 and 1,000,000 entries for the issuing CA, as
+# DER and as PEM (with its hash link), each with a cold cache (emptied
+# before every login: the detached builder reads, verifies and indexes the
+# CRL while the login waits; its peak RSS from crl-builds.log) and a warm
+# one (the index is only mapped and searched); with OCSP (openssl ocsp on loopback) cold and warm. Where
 # Debian's libpam-pkcs11 is installed, pam_pkcs11 on the same card and CRLs
 # (cert_policy crl_offline; it keeps no cache). Large CRLs are generated
 # here by tests/mkbigcrl and never kept.
@@ -31,25 +32,39 @@ until openssl ocsp -issuer "$pki/ca/inter.crt" -cert "$pki/alice-p256.crt" -url 
 echo "revocation = none" | bench_conf p256
 bench_run "no revocation" bench
 
+# builder_rss CACHE: the largest peak RSS the CRL index builder logged
+builder_rss() {
+	sed -n 's/.*peak RSS \([0-9]*\) kB.*/\1/p' "$1/crl-builds.log" 2>/dev/null | sort -n | tail -n 1
+}
 for size in small 100000 1000000; do
-	dir="$work/crl-$size"
-	mkdir -p "$dir"
-	cp "$pki/crl/root.crl" "$dir/root.crl"
-	if [ "$size" = small ]; then
-		cp "$pki/crl/inter.crl" "$dir/inter.crl"
-	else
-		"$mkbigcrl" "$pki/ca/inter.crt" "$pki/ca/inter.key" "$size" "$dir/inter.crl" \
-			--revoke-serial-of "$pki/alice-revoked.crt"
-	fi
-	printf 'revocation = crl\ncrl_fetch = no\ncrl_dir = %s\ncache_dir = %s/cache-%s\n' \
-		"$dir" "$work" "$size" | bench_conf p256
-	bench_run "crl $size, cold cache" bench "rm -rf '$work/cache-$size'"
-	bench_run "crl $size, warm cache" bench
+	for form in der pem; do
+		[ "$size" = small ] && [ "$form" = pem ] && continue
+		dir="$work/crl-$size-$form"
+		mkdir -p "$dir"
+		cp "$pki/crl/root.crl" "$dir/root.crl"
+		if [ "$size" = small ]; then
+			cp "$pki/crl/inter.crl" "$dir/inter.crl"
+		elif [ "$form" = der ]; then
+			"$mkbigcrl" "$pki/ca/inter.crt" "$pki/ca/inter.key" "$size" "$dir/inter.crl" \
+				--revoke-serial-of "$pki/alice-revoked.crt"
+		else
+			# the same CRL as PEM, laid out the way sites do: hash link and file
+			openssl crl -inform DER -in "$work/crl-$size-der/inter.crl" -outform PEM \
+				-out "$dir/inter.pem"
+			ln -s inter.pem "$dir/$(openssl crl -in "$dir/inter.pem" -noout -hash).r0"
+		fi
+		cache="$work/cache-$size-$form"
+		printf 'revocation = crl\ncrl_fetch = no\ncrl_dir = %s\ncache_dir = %s\nnet_timeout = 15\n' \
+			"$dir" "$cache" | bench_conf p256
+		bench_run "crl $size $form, cold" bench "rm -rf '$cache'"
+		echo "    (index builder, peak RSS: $(builder_rss "$cache") kB)"
+		bench_run "crl $size $form, warm" bench
+	done
 done
 
 # OCSP for the card's certificate; the issuing CA (no responder) by CRL.
 printf 'revocation = ocsp,crl\ncrl_fetch = no\ncrl_dir = %s\ncache_dir = %s/cache-ocsp\n' \
-	"$work/crl-small" "$work" | bench_conf p256
+	"$work/crl-small-der" "$work" | bench_conf p256
 bench_run "ocsp, cold cache" bench "rm -rf '$work/cache-ocsp'"
 bench_run "ocsp, warm cache" bench
 
@@ -71,7 +86,7 @@ for size in none small 100000 1000000; do
 	if [ "$size" = none ]; then
 		policy="ca,signature"
 	else
-		for c in "$work/crl-$size"/*.crl; do
+		for c in "$work/crl-$size-der"/*.crl; do
 			openssl crl -inform DER -in "$c" -outform PEM -out "$crls/$(basename "$c").pem"
 		done
 		pkcs11_make_hash_link "$crls" >/dev/null 2>&1
