@@ -416,37 +416,9 @@ help(void)
 static size_t
 count_issuing_cas(const struct piv_conf *conf, const struct piv_trust *trust)
 {
-	STACK_OF(X509) *cas = sk_X509_new_null();
-	STACK_OF(X509) *objs = X509_STORE_get1_all_certs(trust->store); /* owns what it holds */
+	STACK_OF(X509) *cas = piv_trust_certs(conf, trust);
 	size_t n = 0;
 
-	if (objs == NULL)
-		objs = sk_X509_new_null();
-	if (cas == NULL || objs == NULL)
-		goto out;
-	for (int i = 0; objs != NULL && i < sk_X509_num(objs); i++)
-		sk_X509_push(cas, sk_X509_value(objs, i));
-	for (int i = 0; i < sk_X509_num(trust->intermediates); i++)
-		sk_X509_push(cas, sk_X509_value(trust->intermediates, i));
-	if (conf->ca_dir != NULL) {
-		DIR *dir = opendir(conf->ca_dir);
-		struct dirent *de;
-		while (dir != NULL && (de = readdir(dir)) != NULL && sk_X509_num(cas) < 4096) {
-			char path[4200];
-			FILE *f;
-			X509 *cert;
-			if (de->d_name[0] == '.' ||
-			    (size_t)snprintf(path, sizeof(path), "%s/%s", conf->ca_dir, de->d_name) >=
-			    sizeof(path) || (f = fopen(path, "r")) == NULL)
-				continue;
-			while ((cert = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
-				if (!sk_X509_push(cas, cert) || !sk_X509_push(objs, cert))
-					X509_free(cert);
-			fclose(f);
-		}
-		if (dir != NULL)
-			closedir(dir);
-	}
 	for (int i = 0; i < sk_X509_num(cas); i++) {
 		X509 *ca = sk_X509_value(cas, i);
 		bool issues_ca = false, seen = false;
@@ -463,9 +435,7 @@ count_issuing_cas(const struct piv_conf *conf, const struct piv_trust *trust)
 		if (!issues_ca && !seen)
 			n++;
 	}
-out:
-	sk_X509_free(cas);
-	sk_X509_pop_free(objs, X509_free);
+	sk_X509_pop_free(cas, X509_free);
 	ERR_clear_error();
 	return n;
 }

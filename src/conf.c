@@ -42,6 +42,7 @@ enum key_kind {
 	K_SERVICES,   /* PAM service names, each optionally +/-, comma-separated */
 	K_FOREIGN,    /* fail or ignore */
 	K_ISSUER_LIST, /* a DN, repeatable */
+	K_URL_LIST,   /* http:// URLs, repeatable */
 };
 
 struct key_def {
@@ -71,6 +72,7 @@ static const struct key_def key_defs[] = {
 	{ "crl_file", K_PATH, OFF(crl_file), 0, 0 },
 	{ "crl_dir", K_PATH, OFF(crl_dir), 0, 0 },
 	{ "crl_fetch", K_BOOL, OFF(crl_fetch), 0, 0 },
+	{ "crl_url", K_URL_LIST, OFF(crl_url), 0, 0 },
 	{ "ocsp_url", K_URL, OFF(ocsp_url), 0, 0 },
 	{ "ocsp_max_age", K_UINT, OFF(ocsp_max_age), 0, 7 * 86400 },
 	{ "ocsp_require_nonce", K_BOOL, OFF(ocsp_require_nonce), 0, 0 },
@@ -802,6 +804,11 @@ apply_value(struct loader *ld, const struct item *it)
 		break;
 	case K_SERVICES:
 		return add_services(ld, it, field);
+	case K_URL_LIST:
+		if (strncmp(it->value, "http://", 7) != 0 || strlen(it->value) < 8 ||
+		    strlen(it->value) >= 1000 || strpbrk(it->value, " \t\"<>\\") != NULL)
+			return fail(ld, it, "'%s' must be an http:// URL", it->key);
+		return strlist_add(field, it->value) == 0 ? 0 : fail(ld, it, "out of memory");
 	case K_ISSUER_LIST: {
 		LDAPDN dn = NULL;
 		int rc = ldap_str2dn(it->value, &dn, LDAP_DN_FORMAT_LDAPV3);
@@ -869,7 +876,7 @@ static bool
 skip_file_key(int argc, const char **argv, const char *key)
 {
 	static const char *const groups[] = { "require_eku", "require_policy", "map", "helper_env",
-	                                      "allowed_services", "require_issuer" };
+	                                      "allowed_services", "require_issuer", "crl_url" };
 
 	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
 		if (is_list_group(key, groups[i]))
@@ -1216,6 +1223,7 @@ piv_conf_free(struct piv_conf *conf)
 	strlist_free(&conf->require_eku);
 	strlist_free(&conf->require_policy);
 	strlist_free(&conf->require_issuer);
+	strlist_free(&conf->crl_url);
 	for (size_t i = 0; i < conf->n_rules; i++) {
 		free(conf->rules[i].match);
 		free(conf->rules[i].map);

@@ -50,6 +50,7 @@ struct piv_conf {
 	char *crl_file;
 	char *crl_dir;
 	bool crl_fetch;
+	struct piv_strlist crl_url; /* CRLs the refresher keeps fresh (http://) */
 	char *cache_dir;
 	char *ocsp_url;          /* NULL: from the certificate's AIA */
 	unsigned ocsp_max_age;   /* seconds an OCSP answer without nextUpdate counts */

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "crl.h"
 #include "cache.h"
+#include "crlfetch.h"
 #include "validate.h"
 #include "util.h"
 
@@ -457,9 +458,8 @@ explain(const struct crl_run *run, char *reason, size_t reason_size)
 		piv_fmt(reason, reason_size, "%s: %s", best->source, what);
 }
 
-/* HTTP URIs of the certificate's CRL distribution points. */
-static size_t
-http_cdps(X509 *cert, char urls[][1024], size_t max)
+size_t
+piv_crl_http_cdps(X509 *cert, char urls[][1024], size_t max)
 {
 	STACK_OF(DIST_POINT) *dps = X509_get_ext_d2i(cert, NID_crl_distribution_points, NULL, NULL);
 	size_t n = 0;
@@ -488,39 +488,6 @@ http_cdps(X509 *cert, char urls[][1024], size_t max)
 	sk_DIST_POINT_pop_free(dps, DIST_POINT_free);
 	ERR_clear_error();
 	return n;
-}
-
-/* Fetch url into path (atomically), bounded by net_timeout and a size
- * cap. The proxy is "" so that no environment variable (the caller's, under
- * sudo) can send the request elsewhere. */
-static int
-fetch(const struct piv_conf *conf, const char *url, const char *path, char *why, size_t why_size)
-{
-	BIO *resp;
-	char *data = NULL;
-	long len;
-	int ret = -1;
-
-	resp = OSSL_HTTP_get(url, "", NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, 1,
-	                     (size_t)PIV_CRL_MAX_FILE, (int)conf->net_timeout);
-	if (resp == NULL) {
-		unsigned long e = ERR_peek_last_error();
-		piv_fmt(why, why_size, "fetching %s failed: %s", url,
-		        e ? ERR_reason_error_string(e) : "no answer");
-		ERR_clear_error();
-		return -1;
-	}
-	len = BIO_get_mem_data(resp, &data);
-	if (len <= 0 || data == NULL) {
-		piv_fmt(why, why_size, "fetching %s gave nothing", url);
-	} else if (piv_write_atomically(path, data, (size_t)len, NULL, 0) != 0) {
-		piv_fmt(why, why_size, "cannot store %s: %s", path, strerror(errno));
-	} else {
-		ret = 0;
-	}
-	BIO_free(resp);
-	ERR_clear_error();
-	return ret;
 }
 
 /* The delta CRLs of the usable complete CRLs that announce them and have
@@ -554,12 +521,13 @@ find_deltas(struct crl_run *run)
 			if (!run->conf->crl_fetch)
 				continue;
 			log_to(run->log, run->ud, LOG_DEBUG, "fetching delta CRL %s", urls[u]);
-			if (fetch(run->conf, urls[u], cached, why, sizeof(why)) != 0) {
+			if (piv_crl_fetch(run->conf, urls[u], cached, 0, why, sizeof(why)) != PIV_FETCH_OK) {
 				log_to(run->log, run->ud, LOG_WARNING, "%s", why);
 				piv_fmt(run->fetch_why, sizeof(run->fetch_why), "%s", why);
 				continue;
 			}
 			(void)add_source(run, cached, "delta CRL fetched from", urls[u]);
+			piv_crl_url_note(run->conf->cache_dir, urls[u]);
 		}
 	}
 }
@@ -619,7 +587,7 @@ piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, STACK_OF(X5
 		else
 			log_to(log, ud, LOG_WARNING, "crl_dir %s: %s", conf->crl_dir, strerror(errno));
 	}
-	n_urls = conf->crl_fetch ? http_cdps(cert, urls, MAX_CDP_URLS) : 0;
+	n_urls = conf->crl_fetch ? piv_crl_http_cdps(cert, urls, MAX_CDP_URLS) : 0;
 
 	/* Local CRLs first, then what was fetched before (the cache). */
 	for (size_t i = 0; i < n_files; i++)
@@ -631,6 +599,7 @@ piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, STACK_OF(X5
 		    stat(cached, &cst) != 0) /* stat, not access(2): under sudo the real uid is the caller's */
 			continue;
 		(void)add_source(&run, cached, "cached CRL from", urls[u]);
+		piv_crl_url_note(conf->cache_dir, urls[u]);
 	}
 	if ((answer = decide(&run, reason, reason_size)) != PIV_REV_UNKNOWN)
 		goto out;
@@ -644,12 +613,13 @@ piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, STACK_OF(X5
 		if (piv_cache_path(conf->cache_dir, "crl", urls[u], ".crl", cached, sizeof(cached)) != 0)
 			continue;
 		log_to(log, ud, LOG_DEBUG, "fetching CRL %s", urls[u]);
-		if (fetch(conf, urls[u], cached, why, sizeof(why)) != 0) {
+		if (piv_crl_fetch(conf, urls[u], cached, 0, why, sizeof(why)) != PIV_FETCH_OK) {
 			log_to(log, ud, LOG_WARNING, "%s", why);
 			piv_fmt(run.fetch_why, sizeof(run.fetch_why), "%s", why);
 			continue;
 		}
 		(void)add_source(&run, cached, "CRL fetched from", urls[u]);
+		piv_crl_url_note(conf->cache_dir, urls[u]);
 		find_deltas(&run);
 		answer = decide(&run, reason, reason_size);
 	}

@@ -25,4 +25,8 @@ enum piv_rev_answer piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 
                                   STACK_OF(X509) *chain, time_t now, piv_rev_log_fn log,
                                   void *ud, char *reason, size_t reason_size);
 
+/* The http:// URIs of cert's CRL distribution points (full names, no
+ * reasons, no cRLIssuer), at most max of them. */
+size_t piv_crl_http_cdps(X509 *cert, char urls[][1024], size_t max);
+
 #endif

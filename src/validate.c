@@ -144,6 +144,42 @@ config:
 	return PIV_E_CONFIG;
 }
 
+STACK_OF(X509) *
+piv_trust_certs(const struct piv_conf *conf, const struct piv_trust *trust)
+{
+	STACK_OF(X509) *all = X509_STORE_get1_all_certs(trust->store);
+
+	if (all == NULL && (all = sk_X509_new_null()) == NULL)
+		return NULL;
+	for (int i = 0; i < sk_X509_num(trust->intermediates); i++) {
+		X509 *cert = sk_X509_value(trust->intermediates, i);
+		if (X509_up_ref(cert) != 1 || !sk_X509_push(all, cert))
+			X509_free(cert);
+	}
+	/* a hashed directory is read by OpenSSL on demand: its files here */
+	if (conf->ca_dir != NULL) {
+		DIR *dir = opendir(conf->ca_dir);
+		struct dirent *de;
+		while (dir != NULL && (de = readdir(dir)) != NULL && sk_X509_num(all) < MAX_CA_DIR_FILES) {
+			char path[4200];
+			X509 *cert;
+			FILE *f;
+			if (de->d_name[0] == '.' ||
+			    (size_t)snprintf(path, sizeof(path), "%s/%s", conf->ca_dir, de->d_name) >=
+			    sizeof(path) || (f = fopen(path, "re")) == NULL)
+				continue;
+			while ((cert = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
+				if (!sk_X509_push(all, cert))
+					X509_free(cert);
+			fclose(f);
+		}
+		if (dir != NULL)
+			closedir(dir);
+	}
+	ERR_clear_error();
+	return all;
+}
+
 void
 piv_trust_free(struct piv_trust *trust)
 {

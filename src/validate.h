@@ -28,6 +28,9 @@ struct piv_trust {
 enum piv_status piv_trust_load(const struct piv_conf *conf, struct piv_trust *trust,
                                char *why, size_t why_size);
 void piv_trust_free(struct piv_trust *trust);
+/* Every certificate of the trust material (anchors, the files of ca_dir,
+ * intermediates), for the caller to free; NULL when out of memory. */
+STACK_OF(X509) *piv_trust_certs(const struct piv_conf *conf, const struct piv_trust *trust);
 
 /* Parse DER that must be exactly one certificate (no trailing bytes). */
 X509 *piv_cert_from_der(const uint8_t *der, size_t len);

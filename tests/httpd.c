@@ -79,6 +79,7 @@ struct request {
 	const char *target;		/* NULL if absent */
 	const char *name;		/* file to serve, NULL if target invalid */
 	long long clen;			/* -1 if absent */
+	time_t ims;			/* If-Modified-Since, 0 if absent */
 	bool bad;
 };
 
@@ -89,6 +90,7 @@ struct reply {
 	int file_fd;
 	const char *mem;
 	off_t len;
+	time_t mtime;			/* Last-Modified of a file, 0 for none */
 };
 
 static const struct {
@@ -97,6 +99,7 @@ static const struct {
 	const char *body;
 } statuses[] = {
 	{ 200, "OK", "" },
+	{ 304, "Not Modified", "" },
 	{ 400, "Bad Request", "400 Bad Request\n" },
 	{ 404, "Not Found", "404 Not Found\n" },
 	{ 405, "Method Not Allowed", "405 Method Not Allowed\n" },
@@ -277,6 +280,7 @@ parse_request(const char *buf, size_t len, size_t head_end, struct request *rq)
 	rq->copy[n] = '\0';
 	rq->method = rq->target = rq->name = NULL;
 	rq->clen = -1;
+	rq->ims = 0;
 	rq->bad = head_end == 0 || memchr(buf, '\0', n) != NULL;
 
 	next = rq->copy;
@@ -301,6 +305,15 @@ parse_request(const char *buf, size_t len, size_t head_end, struct request *rq)
 		if (strncasecmp(line, "Content-Length:", 15) == 0 &&
 		    (rq->clen != -1 || !parse_clen(line + 15, &rq->clen)))
 			rq->bad = true;
+		if (strncasecmp(line, "If-Modified-Since:", 18) == 0) {
+			/* IMF-fixdate only (RFC 9110); anything else is ignored */
+			struct tm tm;
+			const char *end;
+			memset(&tm, 0, sizeof tm);
+			end = strptime(line + 18 + strspn(line + 18, " \t"), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+			if (end != NULL && *end == '\0')
+				rq->ims = timegm(&tm);
+		}
 	}
 	if (!rq->bad)
 		rq->name = target_name(rq->target);
@@ -340,6 +353,21 @@ log_request(const struct request *rq, enum mode mode)
 	    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0 || write_all(fd, line, (size_t)len) != 0)
 		fprintf(stderr, "httpd: .requests: %s\n", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* DOCROOT/.statuses: one line per response, its status code. */
+static void
+log_status(int status)
+{
+	char line[16];
+	int len = snprintf(line, sizeof line, "%d\n", status);
+	int fd = openat(doc_fd, ".statuses",
+	    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+
+	if (fd < 0 || write_all(fd, line, (size_t)len) != 0)
+		fprintf(stderr, "httpd: .statuses: %s\n", strerror(errno));
 	if (fd >= 0)
 		close(fd);
 }
@@ -432,11 +460,18 @@ route(const struct request *rq, struct reply *r)
 		close(fd);
 		return 404;
 	}
+	/* a conditional GET of a file not changed since */
+	if (rq->ims != 0 && st.st_mtime <= rq->ims && !post) {
+		close(fd);
+		r->mtime = st.st_mtime;
+		return 304;
+	}
 	r->status = 200;
 	r->ctype = content_type(rq->name);
 	r->src = B_FILE;
 	r->file_fd = fd;
 	r->len = st.st_size;
+	r->mtime = st.st_mtime;
 	return 200;
 }
 
@@ -562,6 +597,7 @@ serve(struct conn *c, long long now)
 	struct request rq;
 	struct reply r = { .file_fd = -1 };
 	enum mode mode = read_mode();
+	char last_modified[80] = "";
 	bool head;
 	int len, code;
 
@@ -598,19 +634,32 @@ serve(struct conn *c, long long now)
 	case M_SLOW:
 	case M_TRUNCATE:
 		code = route(&rq, &r);
-		if (code != 200)
+		if (code == 304) {
+			r.status = 304;
+			r.ctype = content_type(rq.name);
+			r.src = B_NONE;
+			r.len = 0;
+		} else if (code != 200) {
 			set_status(&r, code);
+		}
 		break;
 	}
 
+	{
+		struct tm tm;
+		if (r.mtime != 0 && gmtime_r(&r.mtime, &tm) != NULL)
+			strftime(last_modified, sizeof last_modified,
+			    "Last-Modified: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+	}
+	log_status(r.status);
 	len = snprintf(c->head, sizeof c->head,
 	    "HTTP/1.0 %d %s\r\n"
 	    "Content-Type: %s\r\n"
 	    "Content-Length: %lld\r\n"
-	    "%s"
+	    "%s%s"
 	    "Connection: close\r\n"
 	    "\r\n",
-	    r.status, reason(r.status), r.ctype, (long long)r.len,
+	    r.status, reason(r.status), r.ctype, (long long)r.len, last_modified,
 	    r.status == 405 ? "Allow: GET, HEAD, POST\r\n" : "");
 	if (len < 0 || (size_t)len >= sizeof c->head) {
 		if (r.file_fd >= 0)

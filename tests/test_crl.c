@@ -30,6 +30,7 @@
 #include "cache.h"
 #include "conf.h"
 #include "crl.h"
+#include "crlrefresh.h"
 
 struct fixture {
 	char dir[64];
@@ -1072,6 +1073,32 @@ test_pss_signed_crl(void **state)
 	EVP_PKEY_free(rsa);
 }
 
+/* The refresher's schedule: due between 3/4 and 7/8 of the window, at a
+ * point of each host's own; retries back off from 5 minutes to 4 hours. */
+static void
+test_refresh_schedule(void **state)
+{
+	const int64_t this_update = 1700000000, next_update = this_update + 7 * 86400;
+	time_t earliest = next_update, latest = 0;
+
+	(void)state;
+	for (uint64_t seed = 0; seed < 2000; seed++) {
+		time_t due = piv_crl_refresh_due(this_update, next_update, seed * 0x9e3779b97f4a7c15ULL);
+		assert_true(due >= this_update + 7 * 86400 * 3 / 4);
+		assert_true(due < this_update + 7 * 86400 * 7 / 8);
+		earliest = due < earliest ? due : earliest;
+		latest = due > latest ? due : latest;
+	}
+	/* a fleet spreads over the eighth, not on one second */
+	assert_true(latest - earliest > 7 * 86400 / 8 * 9 / 10);
+	assert_int_equal(piv_crl_refresh_due(this_update, this_update, 42), this_update);
+	assert_int_equal(piv_crl_refresh_backoff(1), 300);
+	assert_int_equal(piv_crl_refresh_backoff(2), 600);
+	assert_int_equal(piv_crl_refresh_backoff(4), 2400);
+	assert_int_equal(piv_crl_refresh_backoff(7), 14400);
+	assert_int_equal(piv_crl_refresh_backoff(100), 14400);
+}
+
 int
 main(void)
 {
@@ -1091,6 +1118,7 @@ main(void)
 		cmocka_unit_test(test_stream_matches_openssl),
 		cmocka_unit_test(test_stream_refusals),
 		cmocka_unit_test(test_pss_signed_crl),
+		cmocka_unit_test(test_refresh_schedule),
 		cmocka_unit_test(test_cache_dir_safety),
 	};
 	alarm(120);

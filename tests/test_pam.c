@@ -44,6 +44,8 @@ static int count_helpers_settled(int expected);
 static void check_helper_counter(void);
 static int count_fds(void);
 static const char *keys_tool;  /* pam-piv-authorized-keys */
+static const char *refresh_tool; /* pam-piv-refresh */
+static void check_must(const char *out, const char *needle);
 
 /* What the conversation saw. */
 struct conv_log {
@@ -2235,6 +2237,146 @@ test_crl_index_concurrent(void **state)
 	assert_int_equal(count_lines_with(log_path, "/crl.conc/root.crl indexed"), 1);
 }
 
+/* The responses of the test server with this status since mark. */
+static int
+statuses(const char *code, int mark)
+{
+	char path[4096];
+	char *text;
+	int n = 0, line = 0;
+
+	snprintf(path, sizeof(path), "%s/.statuses", www);
+	text = slurp(path);
+	for (char *p = text; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p)) {
+		if (line++ >= mark && strncmp(p, code, 3) == 0)
+			n++;
+	}
+	free(text);
+	return n;
+}
+
+static int
+status_mark(void)
+{
+	char path[4096];
+	char *text;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/.statuses", www);
+	text = slurp(path);
+	for (char *p = text; *p; p++)
+		n += *p == '\n';
+	free(text);
+	return n;
+}
+
+/* pam-piv-refresh ARGS at fake time OFFSET ("" for now); its output in
+ * *out, its exit status returned. */
+static int
+refresh(const char *offset, const char *args, char **out)
+{
+	char cmd[9000], path[4200];
+	int status;
+
+	snprintf(path, sizeof(path), "%s/refresh.out", work);
+	snprintf(cmd, sizeof(cmd), "%s%s%stimeout 120 '%s' --config '%s/current.conf' --verbose %s "
+	         "> '%s' 2>&1", *offset ? "faketime -f '" : "", offset, *offset ? "' " : "",
+	         refresh_tool, work, args, path);
+	status = system(cmd);
+	*out = slurp(path);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/* The refresher (issue 10 C): it downloads each CRL once a validity
+ * window, ahead of the logins, which then make no request at all; it asks
+ * conditionally, and a CDP that is down leaves the cache in place. */
+static void
+test_refresher(void **state)
+{
+	char more[600], *out;
+	int before, mark;
+
+	(void)state;
+	/* published an hour ago, as CDPs' files are */
+	shell("touch -d '1 hour ago' '%s/inter.crl' '%s/root.crl'", www, www);
+	snprintf(more, sizeof(more), "crl_url = http://127.0.0.1:%s/inter.crl", http_port);
+	{
+		char *extra = NULL;
+		assert_true(asprintf(&extra, "revocation = crl\ncache_dir = %s\n%s", cache_dir, more) > 0);
+		configure(&SETUP(.scenario = "p256", .extra = extra));
+		free(extra);
+	}
+	before = requests();
+	mark = status_mark();
+	assert_int_equal(refresh("", "", &out), 0);
+	check_must(out, "/inter.crl: downloaded: 1 entries");
+	check_must(out, "/root.crl: downloaded: 1 entries"); /* the intermediate's CDP */
+	check_must(out, "2 downloaded, 0 not modified, 0 failed");
+	free(out);
+	assert_int_equal(requests() - before, 2);
+	assert_int_equal(statuses("200", mark), 2);
+	/* a hundred logins: not one request, and no index built */
+	before = requests();
+	for (int i = 0; i < 100; i++) {
+		struct outcome o;
+		expect_crl("p256", more, "alice", PAM_SUCCESS, true, NULL, &o);
+		assert_null(strstr(o.log, "the builder indexes it"));
+		outcome_free(&o);
+	}
+	{
+		struct outcome o;
+		expect_crl("revoked", more, "alice", PAM_AUTH_ERR, false, "has been revoked", &o);
+		outcome_free(&o);
+	}
+	assert_int_equal(requests(), before);
+	/* again at once: nothing is due */
+	assert_int_equal(refresh("", "", &out), 0);
+	check_must(out, "0 downloaded, 0 not modified, 0 failed, 2 not due");
+	free(out);
+	assert_int_equal(requests(), before);
+	/* near the end of the window's seventh eighth (of 7 days and an
+	 * hour): due on any host, and asked conditionally: nothing changed */
+	mark = status_mark();
+	assert_int_equal(refresh("+146.9h", "", &out), 0);
+	check_must(out, "0 downloaded, 2 not modified, 0 failed");
+	free(out);
+	assert_int_equal(statuses("304", mark), 2);
+	/* a new CRL at the server: downloaded (and the other not asked again:
+	 * no news an hour ago) */
+	shell("sleep 1");
+	serve("inter.crl", "inter-empty.crl");
+	mark = status_mark();
+	assert_int_equal(refresh("+151h", "", &out), 0);
+	check_must(out, "/inter.crl: downloaded: 0 entries");
+	free(out);
+	assert_int_equal(statuses("200", mark), 1);
+	assert_int_equal(statuses("304", mark), 1);
+	/* the CDP down near the end of the cached CRL's window: the cache
+	 * stays, the failure is said, with when the CRL runs out */
+	server_mode("500");
+	before = requests();
+	assert_int_equal(refresh("+160h", "--force", &out), 1);
+	check_must(out, "failed, 0 not due");
+	check_must(out, "/root.crl: the cached CRL expires in ");
+	check_must(out, "without a successor");
+	check_must(out, "(attempt 1, next in 300 s)");
+	free(out);
+	assert_int_equal(requests() - before, 2);
+	/* tried again only after the back-off */
+	before = requests();
+	assert_int_equal(refresh("+160h", "", &out), 1);
+	check_must(out, "not due; next attempt in ");
+	free(out);
+	assert_int_equal(requests(), before);
+	{
+		struct outcome o;
+		server_mode("normal");
+		expect_crl("p256", more, "alice", PAM_SUCCESS, true, NULL, &o);
+		outcome_free(&o);
+	}
+}
+
 /* revocation_fail = open still honours revocations (issue 14.6): a card
  * listed in the only CRL there is, an expired one, is revoked. */
 static void
@@ -3902,7 +4044,7 @@ main(void)
 		R(test_crl_local), R(test_crl_server_down), R(test_crl_server_hangs),
 		R(test_crl_bad_answers), R(test_crl_refetched_when_stale), R(test_crl_cache_damaged),
 		R(test_crl_scope), R(test_crl_rollback), R(test_crl_delta), R(test_crl_expired_listing),
-		R(test_crl_index_off_login), R(test_crl_index_concurrent),
+		R(test_crl_index_off_login), R(test_crl_index_concurrent), R(test_refresher),
 		R(test_crl_unsafe_cache_dir), R(test_unsafe_trust_files), R(test_revocation_default),
 		R(test_ocsp_good_and_revoked), R(test_ocsp_cached), R(test_ocsp_responder_down),
 		R(test_ocsp_responder_hangs), R(test_ocsp_bad_answers), R(test_ocsp_replay),
@@ -3936,6 +4078,7 @@ main(void)
 	http_port = getenv("PIV_HTTP_PORT");
 	check_tool = getenv("PIV_CHECK_TOOL");
 	keys_tool = getenv("PIV_KEYS_TOOL");
+	refresh_tool = getenv("PIV_REFRESH_TOOL");
 	ldap_uri = getenv("PIV_LDAP_URI");
 	ldaps_uri = getenv("PIV_LDAPS_URI");
 	ldapi_uri = getenv("PIV_LDAPI_URI");
@@ -3949,7 +4092,7 @@ main(void)
 	ldap_root_dn = getenv("PIV_LDAP_ROOT_DN");
 	ldap_root_pw = getenv("PIV_LDAP_ROOT_PW");
 	if (!fx || !work || !helper || !crl_builder || !shim || !softhsm || !www || !http_port || !check_tool ||
-	    !keys_tool ||
+	    !keys_tool || !refresh_tool ||
 	    !ldap_uri ||
 	    !ldaps_uri || !ldapi_uri || !ldap_base || !ldap_suffix || !ldap_ca || !ldap_other_ca ||
 	    !ldap_bind_dn || !ldap_pw || !ldap_pw_nl || !ldap_root_dn || !ldap_root_pw) {
