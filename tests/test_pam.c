@@ -337,19 +337,26 @@ server_mode(const char *mode)
 	write_file(path, mode, 0644);
 }
 
+/* Lines in one of the test server's logs (.requests, .statuses). */
 static int
-requests(void)
+server_log_lines(const char *name)
 {
 	char path[4096];
 	char *text;
 	int n = 0;
 
-	snprintf(path, sizeof(path), "%s/.requests", www);
+	snprintf(path, sizeof(path), "%s/%s", www, name);
 	text = slurp(path);
 	for (char *p = text; *p; p++)
 		n += *p == '\n';
 	free(text);
 	return n;
+}
+
+static int
+requests(void)
+{
+	return server_log_lines(".requests");
 }
 
 static void
@@ -2258,16 +2265,7 @@ statuses(const char *code, int mark)
 static int
 status_mark(void)
 {
-	char path[4096];
-	char *text;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "%s/.statuses", www);
-	text = slurp(path);
-	for (char *p = text; *p; p++)
-		n += *p == '\n';
-	free(text);
-	return n;
+	return server_log_lines(".statuses");
 }
 
 /* pam-piv-refresh ARGS at fake time OFFSET ("" for now); its output in
