@@ -527,14 +527,17 @@ int
 piv_crl_view_next(const struct piv_crl_view *v, const uint8_t **pos, struct piv_crl_entry *e,
                   char *why, size_t why_size)
 {
-	const uint8_t *end = v->entries + v->entries_len, *entry, *entry_end, *q, *content;
+	const uint8_t *end, *entry, *entry_end, *q, *content;
 	size_t entry_len, content_len;
 	int tag, class;
 	bool cons;
 
 	memset(e, 0, sizeof(*e));
 	e->reason = -1;
-	if (v->entries == NULL || *pos >= end)
+	if (v->entries == NULL || *pos == NULL) /* no revokedCertificates */
+		return 0;
+	end = v->entries + v->entries_len;
+	if (*pos >= end)
 		return 0;
 	if (tlv(pos, end, &tag, &class, &cons, &entry, &entry_len) != 0 || tag != V_ASN1_SEQUENCE ||
 	    class != V_ASN1_UNIVERSAL || !cons)

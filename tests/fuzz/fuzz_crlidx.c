@@ -165,9 +165,10 @@ build_index(const uint8_t *data, size_t len, uint8_t mode)
 				continue;
 			if (idx.flags & PIV_CRL_IDX_DELTA) {
 				/* a delta's removeFromCRL entries revoke nothing */
-				ASN1_ENUMERATED *why = X509_REVOKED_get_ext_d2i(r, NID_crl_reason, NULL, NULL);
-				long code = why != NULL ? ASN1_ENUMERATED_get(why) : -1;
-				ASN1_ENUMERATED_free(why);
+				ASN1_ENUMERATED *reason = X509_REVOKED_get_ext_d2i(r, NID_crl_reason, NULL,
+				                                                   NULL);
+				long code = reason != NULL ? ASN1_ENUMERATED_get(reason) : -1;
+				ASN1_ENUMERATED_free(reason);
 				if (code == 8)
 					continue;
 			}
