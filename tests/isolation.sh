@@ -15,3 +15,15 @@ fi
 nm -D --undefined-only "$PIV_MODULE" | grep -q ' p11_kit_uri_parse' ||
 	{ echo "expected pam_piv.so to use p11_kit_uri_parse (is nm output sane?)" >&2; exit 1; }
 echo "isolation: pam_piv.so loads no PKCS#11 module"
+# ...and the card helper, the process that does, carries none of the
+# module's mapping, directory or PAM code: it needs p11-kit, libcrypto and
+# the C library (a sanitizer build adds its runtimes).
+: "${PIV_HELPER:?run through make check}"
+needed=$(readelf -d "$PIV_HELPER" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' |
+	grep -v -E '^(libp11-kit|libcrypto|libc|libasan|libubsan|libm|libgcc_s|libstdc\+\+|libdl|libpthread)\.so' || true)
+if [ -n "$needed" ]; then
+	echo "pam_piv_helper links more than p11-kit and libcrypto:" >&2
+	echo "$needed" >&2
+	exit 1
+fi
+echo "isolation: pam_piv_helper links p11-kit and libcrypto only"

@@ -27,10 +27,10 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "cache.h"
-#include "conf.h"
-#include "crl.h"
-#include "crlrefresh.h"
+#include "pki/cache.h"
+#include "common/conf.h"
+#include "pki/crl.h"
+#include "pki/crlrefresh.h"
 
 struct fixture {
 	char dir[64];

@@ -16,9 +16,9 @@
 
 #include <openssl/x509.h>
 
-#include "mapfile.h"
-#include "mapping.h"
-#include "validate.h"
+#include "accounts/mapfile.h"
+#include "accounts/mapping.h"
+#include "pki/validate.h"
 
 /* fuzz_cert: tests/fx alice-fascn certificate with one byte of its SAN URI
  * changed, "urn:uuid:4D2B0E59-3C0A\x01\x00C2E-9D2E-0A1B2C3D4E5F". The UUID

@@ -19,7 +19,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "mapfile.h"
+#include "accounts/mapfile.h"
 
 #define FASCN "d4e739da739ced39ce739d836858210842108421c84210c3eb"
 #define UUID "4d2b0e59-3c0a-4c2e-9d2e-0a1b2c3d4e5f"

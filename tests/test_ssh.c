@@ -30,10 +30,10 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "agent.h"
-#include "agentauth.h"
-#include "sshkey.h"
-#include "util.h"
+#include "ssh/agent.h"
+#include "pam/agentauth.h"
+#include "ssh/sshkey.h"
+#include "common/util.h"
 
 #define NS "piv-test@example.com"
 #define MESSAGE "log in alice on host1, challenge 0123456789abcdef"

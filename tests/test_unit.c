@@ -27,14 +27,14 @@
 #include <openssl/x509.h>
 #include <security/pam_modules.h>
 
-#include "access.h"
-#include "conf.h"
-#include "mapping.h"
-#include "proto.h"
-#include "prove.h"
-#include "status.h"
-#include "util.h"
-#include "wire.h"
+#include "pam/access.h"
+#include "common/conf.h"
+#include "accounts/mapping.h"
+#include "wire/proto.h"
+#include "pki/prove.h"
+#include "common/status.h"
+#include "common/util.h"
+#include "wire/wire.h"
 
 #define BASE "ca_file = /etc/ca.pem\nrevocation = none\n"
 

@@ -14,13 +14,13 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-#include "conf.h"
+#include "common/conf.h"
 #include "fuzz_util.h"
-#include "mapfile.h"
-#include "mapping.h"
-#include "prove.h"
-#include "sshkey.h"
-#include "validate.h"
+#include "accounts/mapfile.h"
+#include "accounts/mapping.h"
+#include "pki/prove.h"
+#include "ssh/sshkey.h"
+#include "pki/validate.h"
 
 static const char conf_text[] =
 	"ca_file = /nonexistent/ca.pem\n"

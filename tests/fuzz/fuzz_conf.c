@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conf.h"
+#include "common/conf.h"
 #include "fuzz_util.h"
 
 #define MAX_ARGS 32

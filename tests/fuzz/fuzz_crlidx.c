@@ -19,8 +19,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "cache.h"
-#include "crl.h"
+#include "pki/cache.h"
+#include "pki/crl.h"
 #include "fuzz_util.h"
 
 /* crl.c's struct idx_header, as far as this harness rewrites it (crl.h

@@ -13,8 +13,8 @@
 #include <strings.h>
 
 #include "fuzz_util.h"
-#include "mapfile.h"
-#include "mapping.h"
+#include "accounts/mapfile.h"
+#include "accounts/mapping.h"
 
 static const struct piv_cert_facts fixed_facts = {
 	.sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",

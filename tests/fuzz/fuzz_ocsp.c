@@ -24,11 +24,11 @@
 #include <openssl/err.h>
 #include <openssl/ocsp.h>
 
-#include "cache.h"
-#include "conf.h"
+#include "pki/cache.h"
+#include "common/conf.h"
 #include "fuzz_util.h"
-#include "ocsp.h"
-#include "util.h"
+#include "pki/ocsp.h"
+#include "common/util.h"
 
 #define SIGNER_CA 1
 #define SIGNER_RESPONDER 2

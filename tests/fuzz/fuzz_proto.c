@@ -19,12 +19,12 @@
 
 #include <openssl/err.h>
 
-#include "card.h"
+#include "wire/card.h"
 #include "fuzz_util.h"
-#include "prove.h"
-#include "proto.h"
-#include "util.h"
-#include "wire.h"
+#include "pki/prove.h"
+#include "wire/proto.h"
+#include "common/util.h"
+#include "wire/wire.h"
 
 static X509 *ec_cert, *rsa_cert;
 

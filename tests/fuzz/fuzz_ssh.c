@@ -22,10 +22,10 @@
 
 #include <openssl/err.h>
 
-#include "agent.h"
+#include "ssh/agent.h"
 #include "fuzz_util.h"
-#include "sshkey.h"
-#include "util.h"
+#include "ssh/sshkey.h"
+#include "common/util.h"
 
 static EVP_PKEY *keys[3];
 static uint8_t *key_blob;
