@@ -634,7 +634,7 @@ done
 # The delta CRL is checked for what it is, not for what `openssl verify`
 # makes of it: OpenSSL before 3.0.20 took a lone delta CRL for a complete
 # one (openssl/openssl#31040) and later releases refuse it. pam_piv's own
-# refusal is what test_crl and test_pam assert.
+# refusal is what test_crl and tests/pam/test_revocation assert.
 case $(openssl crl -inform DER -in "$CRL/inter-delta.crl" -noout -text 2>&1) in
 *"Delta CRL Indicator: critical"*) ;;
 *) die "inter-delta.crl has no critical deltaCRLIndicator" ;;

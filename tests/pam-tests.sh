@@ -1,5 +1,5 @@
 #!/bin/sh
-# Runs the PAM integration tests (test_pam) in a real libpam stack under
+# Runs the PAM integration tests (tests/pam/test_*) in a real libpam stack under
 # pam_wrapper and nss_wrapper, after building the test PKI and the SoftHSM2
 # virtual PIV cards. Needs root: configuration files must be root-owned.
 set -eu
@@ -156,7 +156,12 @@ export PAM_WRAPPER_DISABLE_DEEPBIND=1 NSS_WRAPPER_DISABLE_DEEPBIND=1 UID_WRAPPER
 export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0:detect_leaks=1:log_path=$PIV_WORK/asan"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:print_stacktrace=1:log_path=$PIV_WORK/ubsan"
 rc=0
-LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" "$top_builddir/tests/test_pam" || rc=$?
+# One program per concern (tests/pam/); PIV_TEST_GROUPS="mapping tools"
+# runs only those, PIV_TEST_FILTER=test_ocsp_* only the matching cases.
+for group in ${PIV_TEST_GROUPS:-card validation mapping access revocation tools hostile}; do
+	echo "==== tests/pam/test_$group"
+	LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" "$top_builddir/tests/pam/test_$group" || rc=1
+done
 # The real programs, with the samples of pam.d/ (not under the wrappers).
 export PIV_MODULE PIV_HELPER PIV_CRL_BUILDER SOFTHSM2_MODULE PIV_FX PIV_HTTP_PORT top_srcdir top_builddir \
 	PIV_CHECK_TOOL PIV_KEYS_TOOL
@@ -178,7 +183,7 @@ if { [ -z "${PIV_TEST_FILTER:-}" ] || [ "${PIV_TEST_FILTER:-}" = test_soak ]; } 
 	PIV_TEST_FILTER=test_soak LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" \
 		timeout 900 valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite \
 		--error-exitcode=1 --num-callers=30 --log-file="$PIV_WORK/valgrind.log" \
-		"$top_builddir/tests/test_pam" || { rc=1; cat "$PIV_WORK/valgrind.log"; }
+		"$top_builddir/tests/pam/test_hostile" || { rc=1; cat "$PIV_WORK/valgrind.log"; }
 fi
 for report in "$PIV_WORK"/asan.* "$PIV_WORK"/ubsan.*; do
 	[ -f "$report" ] || continue

@@ -3,7 +3,7 @@
 # from pam-piv-authorized-keys and runs the sample pam.d/sshd stack (its
 # sshd_key_check account line); ssh signs with a SoftHSM2 PIV card through
 # PKCS11Provider. Run by pam-tests.sh, as root, inside its private network
-# and mount namespaces, after test_pam, with top_srcdir, top_builddir,
+# and mount namespaces, after tests/pam/test_*, with top_srcdir, top_builddir,
 # PIV_FX, PIV_MODULE, PIV_HELPER, SOFTHSM2_MODULE, PIV_HTTP_PORT (and maybe
 # PIV_KEYS_TOOL) set and the OCSP responder on 127.0.0.1:8888 up. What it
 # sets up lives in a tmpfs on /mnt and in mounts of that namespace (over
@@ -247,7 +247,7 @@ until [ -S /dev/log ]; do
 done
 
 # ---- CRLs ----------------------------------------------------------------
-# The test HTTP server serves what its document root holds, which test_pam
+# The test HTTP server serves what its document root holds, which tests/pam/test_revocation
 # changed case by case: publish the CA's current CRLs (the intermediate's
 # revocation is known only from root.crl) and make it behave.
 www=${PIV_WWW:-$PIV_FX/www}

@@ -12,7 +12,7 @@ set -eu
 # sudo is set-user-ID: the dynamic loader ignores LD_PRELOAD for it, so a
 # module built with AddressSanitizer (whose runtime must come first)
 # cannot be loaded into it. The code it runs is tested under the
-# sanitizers in test_pam, login-tests.sh and ssh-tests.sh.
+# sanitizers in tests/pam/test_*, login-tests.sh and ssh-tests.sh.
 if ldd "$PIV_MODULE" | grep -q 'libasan\.so'; then
 	echo "ok - # SKIP sudo-tests: sanitizer build (sudo is set-user-ID)"
 	exit 0
