@@ -677,6 +677,96 @@ apply(struct loader *ld, const struct item *it)
 	return note_origin(ld, it);
 }
 
+/* An http:// URL with a host part and nothing that could end it early in
+ * a request line or a log line. */
+static bool
+is_http_url(const char *value)
+{
+	return strncmp(value, "http://", 7) == 0 && strlen(value) >= 8 &&
+	       strpbrk(value, " \t\"<>\\") == NULL;
+}
+
+static bool
+is_dn(const char *value)
+{
+	LDAPDN dn = NULL;
+	int rc = ldap_str2dn(value, &dn, LDAP_DN_FORMAT_LDAPV3);
+
+	ldap_dnfree(dn);
+	return rc == LDAP_SUCCESS;
+}
+
+/* One of two words: *out is false for the first, true for the second. */
+static int
+parse_choice(const char *value, const char *no, const char *yes, bool *out)
+{
+	if (strcmp(value, no) == 0)
+		*out = false;
+	else if (strcmp(value, yes) == 0)
+		*out = true;
+	else
+		return -1;
+	return 0;
+}
+
+/* A 'match' line waits for the 'map' line it restricts. */
+static int
+hold_match(struct loader *ld, const struct item *it)
+{
+	if (ld->pending_match != NULL)
+		return fail(ld, it, "two 'match' lines in a row: each 'match' restricts the 'map' line after it");
+	if ((ld->pending_match = strdup(it->value)) == NULL)
+		return fail(ld, it, "out of memory");
+	ld->pending_origin = it->origin;
+	ld->pending_line = it->line;
+	return 0;
+}
+
+/* 'revocation': an ordered list, "ocsp,crl", "crl", or "none" alone. */
+static int
+set_revocation(struct loader *ld, const struct item *it)
+{
+	struct piv_conf *conf = ld->conf;
+	char list[64];
+	char *save = NULL;
+	size_t n = 0;
+	size_t vlen = strlen(it->value);
+
+	if (vlen >= sizeof(list) || it->value[0] == ',' || it->value[vlen - 1] == ',' ||
+	    strstr(it->value, ",,") != NULL)
+		return fail(ld, it, "'revocation' takes ocsp, crl, or none");
+	strcpy(list, it->value);
+	for (char *m = strtok_r(list, ",", &save); m != NULL; m = strtok_r(NULL, ",", &save)) {
+		enum piv_rev_method method;
+		while (*m == ' ')
+			m++;
+		for (char *e = m + strlen(m); e > m && e[-1] == ' ';)
+			*--e = '\0';
+		if (strcmp(m, "none") == 0 && n == 0 && save != NULL && *save == '\0') {
+			conf->n_revocation = 0;
+			ld->revocation_set = true;
+			return 0;
+		}
+		if (strcmp(m, "crl") == 0)
+			method = PIV_REV_METHOD_CRL;
+		else if (strcmp(m, "ocsp") == 0)
+			method = PIV_REV_METHOD_OCSP;
+		else
+			return fail(ld, it, "'revocation' takes ocsp, crl, or none (alone)");
+		for (size_t i = 0; i < n; i++)
+			if (conf->revocation[i] == method)
+				return fail(ld, it, "'%s' listed twice", m);
+		if (n >= 2)
+			return fail(ld, it, "'revocation' takes ocsp, crl, or none");
+		conf->revocation[n++] = method;
+	}
+	if (n == 0)
+		return fail(ld, it, "'revocation' takes ocsp, crl, or none");
+	conf->n_revocation = n;
+	ld->revocation_set = true;
+	return 0;
+}
+
 static int
 apply_value(struct loader *ld, const struct item *it)
 {
@@ -698,8 +788,7 @@ apply_value(struct loader *ld, const struct item *it)
 			return fail(ld, it, "'%s' must be an absolute path", it->key);
 		break;
 	case K_URL:
-		if (strncmp(it->value, "http://", 7) != 0 || strlen(it->value) < 8 ||
-		    strpbrk(it->value, " \t\"<>\\") != NULL)
+		if (!is_http_url(it->value))
 			return fail(ld, it, "'%s' must be an http:// URL", it->key);
 		break;
 	case K_TOKEN_URI:
@@ -728,75 +817,23 @@ apply_value(struct loader *ld, const struct item *it)
 		return strlist_add(field, it->value) == 0 ? 0 : fail(ld, it, "out of memory");
 	}
 	case K_MATCH:
-		if (ld->pending_match != NULL)
-			return fail(ld, it, "two 'match' lines in a row: each 'match' restricts the 'map' line after it");
-		if ((ld->pending_match = strdup(it->value)) == NULL)
-			return fail(ld, it, "out of memory");
-		ld->pending_origin = it->origin;
-		ld->pending_line = it->line;
-		return 0;
+		return hold_match(ld, it);
 	case K_MAP:
 		return add_rule(ld, it);
-	case K_REVOCATION: {
-		/* An ordered list: "ocsp,crl", "crl", or "none" alone. */
-		char list[64];
-		char *save = NULL;
-		size_t n = 0;
-		size_t vlen = strlen(it->value);
-		if (vlen >= sizeof(list) || it->value[0] == ',' || it->value[vlen - 1] == ',' ||
-		    strstr(it->value, ",,") != NULL)
-			return fail(ld, it, "'revocation' takes ocsp, crl, or none");
-		strcpy(list, it->value);
-		for (char *m = strtok_r(list, ",", &save); m != NULL; m = strtok_r(NULL, ",", &save)) {
-			enum piv_rev_method method;
-			while (*m == ' ')
-				m++;
-			for (char *e = m + strlen(m); e > m && e[-1] == ' ';)
-				*--e = '\0';
-			if (strcmp(m, "none") == 0 && n == 0 && save != NULL && *save == '\0') {
-				conf->n_revocation = 0;
-				ld->revocation_set = true;
-				return 0;
-			}
-			if (strcmp(m, "crl") == 0)
-				method = PIV_REV_METHOD_CRL;
-			else if (strcmp(m, "ocsp") == 0)
-				method = PIV_REV_METHOD_OCSP;
-			else
-				return fail(ld, it, "'revocation' takes ocsp, crl, or none (alone)");
-			for (size_t i = 0; i < n; i++)
-				if (conf->revocation[i] == method)
-					return fail(ld, it, "'%s' listed twice", m);
-			if (n >= 2)
-				return fail(ld, it, "'revocation' takes ocsp, crl, or none");
-			conf->revocation[n++] = method;
-		}
-		if (n == 0)
-			return fail(ld, it, "'revocation' takes ocsp, crl, or none");
-		conf->n_revocation = n;
-		ld->revocation_set = true;
-		return 0;
-	}
+	case K_REVOCATION:
+		return set_revocation(ld, it);
 	case K_FAIL_POLICY:
-		if (strcmp(it->value, "closed") == 0)
-			*(bool *)field = false;
-		else if (strcmp(it->value, "open") == 0)
-			*(bool *)field = true;
-		else
+		if (parse_choice(it->value, "closed", "open", (bool *)field) != 0)
 			return fail(ld, it, "'revocation_fail' takes closed or open");
 		return 0;
 	case K_LDAP_URI:
 		if (check_ldap_uri(ld, it) != 0)
 			return -1;
 		break;
-	case K_DN: {
-		LDAPDN dn = NULL;
-		int rc = ldap_str2dn(it->value, &dn, LDAP_DN_FORMAT_LDAPV3);
-		ldap_dnfree(dn);
-		if (rc != LDAP_SUCCESS)
+	case K_DN:
+		if (!is_dn(it->value))
 			return fail(ld, it, "'%s' is not a distinguished name", it->key);
 		break;
-	}
 	case K_CERT_SOURCE:
 		if (strcmp(it->value, "ldap") != 0 &&
 		    (strncmp(it->value, "dir:", 4) != 0 || it->value[4] != '/'))
@@ -805,24 +842,15 @@ apply_value(struct loader *ld, const struct item *it)
 	case K_SERVICES:
 		return add_services(ld, it, field);
 	case K_URL_LIST:
-		if (strncmp(it->value, "http://", 7) != 0 || strlen(it->value) < 8 ||
-		    strlen(it->value) >= 1000 || strpbrk(it->value, " \t\"<>\\") != NULL)
+		if (!is_http_url(it->value) || strlen(it->value) >= 1000)
 			return fail(ld, it, "'%s' must be an http:// URL", it->key);
 		return strlist_add(field, it->value) == 0 ? 0 : fail(ld, it, "out of memory");
-	case K_ISSUER_LIST: {
-		LDAPDN dn = NULL;
-		int rc = ldap_str2dn(it->value, &dn, LDAP_DN_FORMAT_LDAPV3);
-		ldap_dnfree(dn);
-		if (rc != LDAP_SUCCESS || strlen(it->value) >= 1000)
+	case K_ISSUER_LIST:
+		if (!is_dn(it->value) || strlen(it->value) >= 1000)
 			return fail(ld, it, "'require_issuer' takes a distinguished name (RFC 4514)");
 		return strlist_add(field, it->value) == 0 ? 0 : fail(ld, it, "out of memory");
-	}
 	case K_FOREIGN:
-		if (strcmp(it->value, "fail") == 0)
-			*(bool *)field = false;
-		else if (strcmp(it->value, "ignore") == 0)
-			*(bool *)field = true;
-		else
+		if (parse_choice(it->value, "fail", "ignore", (bool *)field) != 0)
 			return fail(ld, it, "'foreign_card' takes fail or ignore");
 		return 0;
 	case K_ATTR:

@@ -594,10 +594,10 @@ find_key(struct p11_ctx *ctx, const struct p11_cand *cand, CK_SESSION_HANDLE s, 
 	return n == 1 ? found[0] : CK_INVALID_HANDLE;
 }
 
-void
-p11_sign(struct p11_ctx *ctx, const struct p11_cand *cand, const char *pin,
-         const uint8_t *challenge, size_t challenge_len, bool is_ec, enum piv_hash hash,
-         struct p11_sign_out *out)
+/* The mechanisms to try, best first, for a key type and the hash the
+ * module asks for (NULL: none; the module only asks RSA for SHA-256). */
+static const struct mech_try *
+mech_tries(bool is_ec, enum piv_hash hash, size_t *n)
 {
 	static const struct mech_try rsa_tries[] = {
 		{ CKM_SHA256_RSA_PKCS, false, DATA_MESSAGE },
@@ -613,6 +613,113 @@ p11_sign(struct p11_ctx *ctx, const struct p11_cand *cand, const char *pin,
 		{ CKM_ECDSA, false, DATA_DIGEST },
 		{ CKM_ECDSA_SHA384, false, DATA_MESSAGE },
 	};
+
+	if (is_ec) {
+		*n = 2;
+		return hash == PIV_HASH_SHA384 ? ec_tries_384 : ec_tries_256;
+	}
+	*n = sizeof(rsa_tries) / sizeof(rsa_tries[0]);
+	return hash == PIV_HASH_SHA256 ? rsa_tries : NULL;
+}
+
+/* A PIN of a length the token cannot have would only cost a try (some
+ * cards count it): refuse it without asking the card. A pin pad (pin NULL)
+ * is the reader's business. */
+static bool
+pin_length_refused(struct p11_ctx *ctx, const struct p11_cand *cand, const char *pin,
+                   struct p11_sign_out *out)
+{
+	CK_TOKEN_INFO ti;
+	size_t plen;
+
+	if (pin == NULL || cand->module->C_GetTokenInfo(cand->slot, &ti) != CKR_OK)
+		return false;
+	plen = strlen(pin);
+	if (ti.ulMaxPinLen < ti.ulMinPinLen || ti.ulMaxPinLen == CK_UNAVAILABLE_INFORMATION ||
+	    (plen >= ti.ulMinPinLen && plen <= ti.ulMaxPinLen))
+		return false;
+	LOG(ctx, LOG_NOTICE, "PIN of %zu characters refused without trying it: the token "
+	    "takes %lu to %lu", plen, (unsigned long)ti.ulMinPinLen, (unsigned long)ti.ulMaxPinLen);
+	out->status = PIV_H_PIN_LEN;
+	out->token_flags = ti.flags;
+	snprintf(out->message, sizeof(out->message), "PIN length outside the token's range");
+	return true;
+}
+
+enum sign_step { SIGN_DONE, SIGN_NEXT };
+
+/* One signature with one mechanism: SIGN_NEXT when the token turns the
+ * mechanism down (try the next), SIGN_DONE when it signed (out->status
+ * PIV_H_OK) or failed (out says why). An always-authenticate key gets the
+ * PIN again (context_login) for this very operation. */
+static enum sign_step
+sign_with(struct p11_ctx *ctx, const struct p11_cand *cand, CK_SESSION_HANDLE s,
+          CK_OBJECT_HANDLE key, const struct mech_try *try, const uint8_t *data, size_t data_len,
+          const char *pin, bool context_login, struct p11_sign_out *out)
+{
+	CK_FUNCTION_LIST *m = cand->module;
+	CK_RSA_PKCS_PSS_PARAMS pss = { CKM_SHA256, CKG_MGF1_SHA256, 32 };
+	CK_MECHANISM mech = { try->type, NULL, 0 };
+	CK_ULONG sig_len = 0, buf_len;
+	CK_RV rv;
+
+	if (try->pss) {
+		mech.pParameter = &pss;
+		mech.ulParameterLen = sizeof(pss);
+	}
+	rv = m->C_SignInit(s, &mech, key);
+	if (rv == CKR_MECHANISM_INVALID || rv == CKR_MECHANISM_PARAM_INVALID ||
+	    rv == CKR_KEY_TYPE_INCONSISTENT || rv == CKR_KEY_FUNCTION_NOT_PERMITTED) {
+		log_rv(ctx, LOG_DEBUG, "C_SignInit", rv);
+		return SIGN_NEXT;
+	}
+	if (rv != CKR_OK) {
+		log_rv(ctx, LOG_ERR, "C_SignInit", rv);
+		snprintf(out->message, sizeof(out->message), "C_SignInit failed");
+		return SIGN_DONE;
+	}
+	if (context_login) {
+		CK_ULONG plen = pin ? (CK_ULONG)strlen(pin) : 0;
+		rv = m->C_Login(s, CKU_CONTEXT_SPECIFIC, (CK_UTF8CHAR_PTR)pin, plen);
+		if (rv != CKR_OK) {
+			log_rv(ctx, LOG_ERR, "C_Login(CKU_CONTEXT_SPECIFIC)", rv);
+			login_failed(ctx, cand, rv, out);
+			return SIGN_DONE;
+		}
+	}
+	rv = m->C_Sign(s, (CK_BYTE_PTR)data, (CK_ULONG)data_len, NULL, &sig_len);
+	if (rv != CKR_OK || sig_len == 0 || sig_len > PIV_MAX_SIG_LEN) {
+		if (rv != CKR_OK)
+			log_rv(ctx, LOG_ERR, "C_Sign(size)", rv);
+		snprintf(out->message, sizeof(out->message), "C_Sign reported a bad length");
+		return SIGN_DONE;
+	}
+	out->sig = calloc(1, sig_len);
+	if (out->sig == NULL)
+		return SIGN_DONE;
+	buf_len = sig_len;
+	rv = m->C_Sign(s, (CK_BYTE_PTR)data, (CK_ULONG)data_len, out->sig, &sig_len);
+	/* never more than the buffer the size query asked for */
+	if (rv != CKR_OK || sig_len == 0 || sig_len > buf_len) {
+		if (rv != CKR_OK)
+			log_rv(ctx, LOG_ERR, "C_Sign", rv);
+		snprintf(out->message, sizeof(out->message), "C_Sign failed");
+		free(out->sig);
+		out->sig = NULL;
+		return SIGN_DONE;
+	}
+	out->sig_len = sig_len;
+	out->mechanism = try->type;
+	out->status = PIV_H_OK;
+	LOG(ctx, LOG_DEBUG, "signed with mechanism 0x%lx", (unsigned long)try->type);
+	return SIGN_DONE;
+}
+
+void
+p11_sign(struct p11_ctx *ctx, const struct p11_cand *cand, const char *pin,
+         const uint8_t *challenge, size_t challenge_len, bool is_ec, enum piv_hash hash,
+         struct p11_sign_out *out)
+{
 	const struct mech_try *tries;
 	size_t n_tries;
 	CK_FUNCTION_LIST *m = cand->module;
@@ -631,15 +738,9 @@ p11_sign(struct p11_ctx *ctx, const struct p11_cand *cand, const char *pin,
 	memset(out, 0, sizeof(*out));
 	out->status = PIV_H_ERROR;
 	out->token_flags = cand->token_flags;
-	if (is_ec) {
-		tries = hash == PIV_HASH_SHA384 ? ec_tries_384 : ec_tries_256;
-		n_tries = 2;
-	} else {
-		tries = rsa_tries;
-		n_tries = sizeof(rsa_tries) / sizeof(rsa_tries[0]);
-		if (hash != PIV_HASH_SHA256)
-			goto out; /* the module only asks RSA for SHA-256 */
-	}
+	tries = mech_tries(is_ec, hash, &n_tries);
+	if (tries == NULL)
+		goto out;
 	if (piv_digest(hash, challenge, challenge_len, digest) != 0)
 		goto out;
 	dinfo_len = piv_digest_info(hash, digest, piv_hash_len(hash), dinfo, sizeof(dinfo));
@@ -650,24 +751,8 @@ p11_sign(struct p11_ctx *ctx, const struct p11_cand *cand, const char *pin,
 		snprintf(out->message, sizeof(out->message), "cannot open a session");
 		goto out;
 	}
-	/* A PIN of a length the token cannot have would only cost a try
-	 * (some cards count it): refuse it without asking the card. A pin pad
-	 * (pin NULL) is the reader's business. */
-	if (pin != NULL) {
-		CK_TOKEN_INFO ti;
-		size_t plen = strlen(pin);
-		if (m->C_GetTokenInfo(cand->slot, &ti) == CKR_OK && ti.ulMaxPinLen >= ti.ulMinPinLen &&
-		    ti.ulMaxPinLen != CK_UNAVAILABLE_INFORMATION &&
-		    (plen < ti.ulMinPinLen || plen > ti.ulMaxPinLen)) {
-			LOG(ctx, LOG_NOTICE, "PIN of %zu characters refused without trying it: the token "
-			    "takes %lu to %lu", plen, (unsigned long)ti.ulMinPinLen,
-			    (unsigned long)ti.ulMaxPinLen);
-			out->status = PIV_H_PIN_LEN;
-			out->token_flags = ti.flags;
-			snprintf(out->message, sizeof(out->message), "PIN length outside the token's range");
-			goto out;
-		}
-	}
+	if (pin_length_refused(ctx, cand, pin, out))
+		goto out;
 	rv = login_user(ctx, m, s, pin);
 	if (rv != CKR_OK) {
 		login_failed(ctx, cand, rv, out);
@@ -697,78 +782,21 @@ p11_sign(struct p11_ctx *ctx, const struct p11_cand *cand, const char *pin,
 	mechs = mech_list(ctx, cand, &n_mechs);
 
 	for (size_t i = 0; i < n_tries; i++) {
-		CK_RSA_PKCS_PSS_PARAMS pss = { CKM_SHA256, CKG_MGF1_SHA256, 32 };
-		CK_MECHANISM mech = { tries[i].type, NULL, 0 };
-		const uint8_t *data;
-		CK_ULONG data_len, sig_len = 0, buf_len;
+		const uint8_t *data = challenge;
+		size_t data_len = challenge_len;
 
 		if (!mech_listed(mechs, n_mechs, tries[i].type))
 			continue;
-		if (tries[i].pss) {
-			mech.pParameter = &pss;
-			mech.ulParameterLen = sizeof(pss);
-		}
-		switch (tries[i].data) {
-		case DATA_MESSAGE:
-			data = challenge;
-			data_len = (CK_ULONG)challenge_len;
-			break;
-		case DATA_DIGEST:
+		if (tries[i].data == DATA_DIGEST) {
 			data = digest;
-			data_len = (CK_ULONG)piv_hash_len(hash);
-			break;
-		default:
+			data_len = piv_hash_len(hash);
+		} else if (tries[i].data == DATA_DIGEST_INFO) {
 			data = dinfo;
-			data_len = (CK_ULONG)dinfo_len;
-			break;
+			data_len = dinfo_len;
 		}
-		rv = m->C_SignInit(s, &mech, key);
-		if (rv == CKR_MECHANISM_INVALID || rv == CKR_MECHANISM_PARAM_INVALID ||
-		    rv == CKR_KEY_TYPE_INCONSISTENT || rv == CKR_KEY_FUNCTION_NOT_PERMITTED) {
-			log_rv(ctx, LOG_DEBUG, "C_SignInit", rv);
-			continue;
-		}
-		if (rv != CKR_OK) {
-			log_rv(ctx, LOG_ERR, "C_SignInit", rv);
-			snprintf(out->message, sizeof(out->message), "C_SignInit failed");
+		if (sign_with(ctx, cand, s, key, &tries[i], data, data_len, pin, always_auth, out) !=
+		    SIGN_NEXT)
 			goto out;
-		}
-		if (always_auth) {
-			/* The key wants the PIN again for this very operation. */
-			CK_ULONG plen = pin ? (CK_ULONG)strlen(pin) : 0;
-			rv = m->C_Login(s, CKU_CONTEXT_SPECIFIC, (CK_UTF8CHAR_PTR)pin, plen);
-			if (rv != CKR_OK) {
-				log_rv(ctx, LOG_ERR, "C_Login(CKU_CONTEXT_SPECIFIC)", rv);
-				login_failed(ctx, cand, rv, out);
-				goto out;
-			}
-		}
-		rv = m->C_Sign(s, (CK_BYTE_PTR)data, data_len, NULL, &sig_len);
-		if (rv != CKR_OK || sig_len == 0 || sig_len > PIV_MAX_SIG_LEN) {
-			if (rv != CKR_OK)
-				log_rv(ctx, LOG_ERR, "C_Sign(size)", rv);
-			snprintf(out->message, sizeof(out->message), "C_Sign reported a bad length");
-			goto out;
-		}
-		out->sig = calloc(1, sig_len);
-		if (out->sig == NULL)
-			goto out;
-		buf_len = sig_len;
-		rv = m->C_Sign(s, (CK_BYTE_PTR)data, data_len, out->sig, &sig_len);
-		/* never more than the buffer the size query asked for */
-		if (rv != CKR_OK || sig_len == 0 || sig_len > buf_len) {
-			if (rv != CKR_OK)
-				log_rv(ctx, LOG_ERR, "C_Sign", rv);
-			snprintf(out->message, sizeof(out->message), "C_Sign failed");
-			free(out->sig);
-			out->sig = NULL;
-			goto out;
-		}
-		out->sig_len = sig_len;
-		out->mechanism = tries[i].type;
-		out->status = PIV_H_OK;
-		LOG(ctx, LOG_DEBUG, "signed with mechanism 0x%lx", (unsigned long)tries[i].type);
-		goto out;
 	}
 	snprintf(out->message, sizeof(out->message), "the token offers no usable signature mechanism");
 out:

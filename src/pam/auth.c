@@ -275,6 +275,104 @@ agent_login(struct auth_run *run, const struct piv_trust *trust, const char *use
 	return st;
 }
 
+/* Validates and maps every certificate the cards show (verdicts[i] for
+ * card->cand[i]) and counts the usable ones in *n_ok. With a PAM user,
+ * the first card that maps to that user is used; without one, there must
+ * be exactly one usable card (the caller checks n_ok). Returns the index
+ * of the first usable certificate, PIV_MAX_CANDIDATES if none is. */
+static size_t
+assess_all(struct auth_run *run, const struct piv_trust *trust, const struct piv_card *card,
+           const char *user, const struct piv_assess_hooks *hooks,
+           struct piv_assessment *verdicts, size_t *n_ok)
+{
+	const struct piv_conf *conf = run->conf;
+	const struct piv_ui *ui = run->ui;
+	size_t chosen = PIV_MAX_CANDIDATES;
+
+	*n_ok = 0;
+	for (size_t i = 0; i < card->n_cand; i++) {
+		if (ui->candidate != NULL)
+			ui->candidate(ui->ud, i, card->cand[i].token_label, &card->cand[i].cert,
+			              card->cand[i].extra, card->cand[i].n_extra);
+		piv_assess(conf, trust, card->cand[i].cert.data, card->cand[i].cert.len,
+		           card->cand[i].extra, card->cand[i].n_extra, user, hooks, &verdicts[i]);
+		if (ui->verdict != NULL)
+			ui->verdict(ui->ud, i, verdicts[i].status, verdicts[i].why);
+		if (conf->debug) {
+			char label[140];
+			ui_log(ui, LOG_DEBUG, "token '%s' certificate %zu: %s: %s",
+			       piv_escape_str(card->cand[i].token_label, label, sizeof(label)), i,
+			       piv_status_name(verdicts[i].status), verdicts[i].why);
+		}
+		if (verdicts[i].status == PIV_OK) {
+			(*n_ok)++;
+			if (chosen == PIV_MAX_CANDIDATES)
+				chosen = i;
+		}
+	}
+	return chosen;
+}
+
+/* No certificate is usable: says why, for the certificate that got
+ * furthest (one that validated but mapped elsewhere says more than another
+ * card's expiry), or, with foreign_card = ignore and only other users'
+ * valid cards present, answers as if there were no card, so that the
+ * password still works. */
+static enum piv_status
+none_usable(struct auth_run *run, const struct piv_card *card,
+            const struct piv_assessment *verdicts, const char *user)
+{
+	const struct piv_ui *ui = run->ui;
+	struct piv_auth_result *res = run->res;
+	size_t shown = 0, n_foreign = 0;
+	enum piv_status st;
+	X509 *cert;
+
+	for (size_t i = card->n_cand; i-- > 0;) {
+		if (verdicts[i].status == PIV_E_NOT_MAPPED || verdicts[i].status == PIV_E_AMBIGUOUS)
+			shown = i;
+		n_foreign += verdicts[i].status == PIV_E_NOT_MAPPED;
+	}
+	if (run->conf->foreign_card_ignore && user != NULL && n_foreign == card->n_cand) {
+		char esc[300], text[400];
+		snprintf(res->reason, sizeof(res->reason), "the card%s present map%s to other "
+		         "accounts than %s (foreign_card = ignore)", card->n_cand > 1 ? "s" : "",
+		         card->n_cand > 1 ? "" : "s", piv_escape_str(user, esc, sizeof(esc)));
+		snprintf(text, sizeof(text), "The PIV card in the reader is not mapped to %s: "
+		         "it is not used", esc);
+		if (ui->info != NULL)
+			ui->info(ui->ud, text);
+		return PIV_E_NO_CARD;
+	}
+	st = verdicts[shown].status;
+	snprintf(res->reason, sizeof(res->reason), "%s", verdicts[shown].why);
+	cert = piv_cert_from_der(card->cand[shown].cert.data, card->cand[shown].cert.len);
+	if (cert != NULL) {
+		piv_cert_identify(cert, &res->cert);
+		res->have_cert = true;
+		X509_free(cert);
+	}
+	user_error(run, st, user);
+	return st;
+}
+
+/* What the result says about the card chosen, before its PIN is asked. */
+static void
+record_choice(struct piv_auth_result *res, const struct piv_card_candidate *cand,
+              const struct piv_assessment *verdict)
+{
+	piv_cert_identify(verdict->leaf, &res->cert);
+	res->have_cert = true;
+	piv_escape_str(cand->token_label, res->token_label, sizeof(res->token_label));
+	/* PKCS11_LOGIN_TOKEN_NAME keeps a UTF-8 label readable; only bytes
+	 * that could steer a terminal or a parser are replaced. */
+	snprintf(res->token_env, sizeof(res->token_env), "%s", cand->token_label);
+	for (char *p = res->token_env; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	snprintf(res->account, sizeof(res->account), "%s", verdict->account);
+}
+
 enum piv_status
 piv_authenticate(const struct piv_conf *conf, const char *user, const struct piv_ui *ui,
                  struct piv_auth_result *res)
@@ -329,62 +427,10 @@ piv_authenticate(const struct piv_conf *conf, const char *user, const struct piv
 		goto done;
 	}
 
-	/* Validate and map every candidate before any PIN. With a PAM user,
-	 * the first card that maps to that user is used; without one, there
-	 * must be exactly one usable card. */
-	for (size_t i = 0; i < card.n_cand; i++) {
-		if (ui->candidate != NULL)
-			ui->candidate(ui->ud, i, card.cand[i].token_label, &card.cand[i].cert,
-			              card.cand[i].extra, card.cand[i].n_extra);
-		piv_assess(conf, &trust, card.cand[i].cert.data, card.cand[i].cert.len,
-		           card.cand[i].extra, card.cand[i].n_extra, user, &hooks, &verdicts[i]);
-		if (ui->verdict != NULL)
-			ui->verdict(ui->ud, i, verdicts[i].status, verdicts[i].why);
-		if (conf->debug) {
-			char label[140];
-			ui_log(ui, LOG_DEBUG, "token '%s' certificate %zu: %s: %s",
-			       piv_escape_str(card.cand[i].token_label, label, sizeof(label)), i,
-			       piv_status_name(verdicts[i].status), verdicts[i].why);
-		}
-		if (verdicts[i].status == PIV_OK) {
-			n_ok++;
-			if (chosen == PIV_MAX_CANDIDATES)
-				chosen = i;
-		}
-	}
+	/* Validate and map every candidate before any PIN. */
+	chosen = assess_all(&run, &trust, &card, user, &hooks, verdicts, &n_ok);
 	if (chosen == PIV_MAX_CANDIDATES) {
-		/* Report the certificate that got furthest: one that validated
-		 * but mapped elsewhere says more than another card's expiry. */
-		size_t shown = 0, n_foreign = 0;
-		for (size_t i = card.n_cand; i-- > 0;) {
-			if (verdicts[i].status == PIV_E_NOT_MAPPED || verdicts[i].status == PIV_E_AMBIGUOUS)
-				shown = i;
-			n_foreign += verdicts[i].status == PIV_E_NOT_MAPPED;
-		}
-		if (conf->foreign_card_ignore && user != NULL && n_foreign == card.n_cand) {
-			/* Only other users' valid cards are in the readers: as if
-			 * there were none, so that the password still works. */
-			char esc[300], text[400];
-			snprintf(res->reason, sizeof(res->reason), "the card%s present map%s to other "
-			         "accounts than %s (foreign_card = ignore)", card.n_cand > 1 ? "s" : "",
-			         card.n_cand > 1 ? "" : "s", piv_escape_str(user, esc, sizeof(esc)));
-			snprintf(text, sizeof(text), "The PIV card in the reader is not mapped to %s: "
-			         "it is not used", esc);
-			if (ui->info != NULL)
-				ui->info(ui->ud, text);
-			st = PIV_E_NO_CARD;
-			goto done;
-		}
-		struct piv_assessment *first = &verdicts[shown];
-		X509 *cert = piv_cert_from_der(card.cand[shown].cert.data, card.cand[shown].cert.len);
-		st = first->status;
-		snprintf(res->reason, sizeof(res->reason), "%s", first->why);
-		if (cert != NULL) {
-			piv_cert_identify(cert, &res->cert);
-			res->have_cert = true;
-			X509_free(cert);
-		}
-		user_error(&run, st, user);
+		st = none_usable(&run, &card, verdicts, user);
 		goto done;
 	}
 	if (user == NULL && n_ok > 1) {
@@ -408,17 +454,7 @@ piv_authenticate(const struct piv_conf *conf, const char *user, const struct piv
 			          "but one");
 		goto done;
 	}
-	piv_cert_identify(verdicts[chosen].leaf, &res->cert);
-	res->have_cert = true;
-	piv_escape_str(card.cand[chosen].token_label, res->token_label, sizeof(res->token_label));
-	/* PKCS11_LOGIN_TOKEN_NAME keeps a UTF-8 label readable; only bytes
-	 * that could steer a terminal or a parser are replaced. */
-	snprintf(res->token_env, sizeof(res->token_env), "%s", card.cand[chosen].token_label);
-	for (char *p = res->token_env; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
-	snprintf(res->account, sizeof(res->account), "%s", verdicts[chosen].account);
-
+	record_choice(res, &card.cand[chosen], &verdicts[chosen]);
 	st = prove(&run, &card, chosen, verdicts[chosen].leaf);
 	if (st == PIV_OK)
 		snprintf(res->reason, sizeof(res->reason), "%s; signature verified",

@@ -532,6 +532,40 @@ find_deltas(struct crl_run *run)
 	}
 }
 
+/* The site's own CRLs: crl_file and the root-owned files of crl_dir
+ * (pam-piv-refresh keeps the distribution points' there). */
+static size_t
+local_crl_files(const struct piv_conf *conf, char (*files)[1024], piv_rev_log_fn log, void *ud)
+{
+	size_t n = 0;
+
+	if (conf->crl_file != NULL)
+		snprintf(files[n++], sizeof(files[0]), "%s", conf->crl_file);
+	if (conf->crl_dir != NULL) {
+		DIR *dir = opendir(conf->crl_dir);
+		struct dirent *de;
+		while (dir != NULL && (de = readdir(dir)) != NULL && n < MAX_CRL_FILES) {
+			char why[300];
+
+			if (de->d_name[0] == '.')
+				continue;
+			if ((size_t)snprintf(files[n], sizeof(files[0]), "%s/%s", conf->crl_dir,
+			                     de->d_name) >= sizeof(files[0]))
+				continue;
+			if (piv_check_root_owned(files[n], false, why, sizeof(why)) != 0) {
+				log_to(log, ud, LOG_WARNING, "crl_dir: skipping %s", why);
+				continue;
+			}
+			n++;
+		}
+		if (dir != NULL)
+			closedir(dir);
+		else
+			log_to(log, ud, LOG_WARNING, "crl_dir %s: %s", conf->crl_dir, strerror(errno));
+	}
+	return n;
+}
+
 enum piv_rev_answer
 piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, STACK_OF(X509) *chain,
               time_t now, piv_rev_log_fn log, void *ud, char *reason, size_t reason_size)
@@ -564,29 +598,7 @@ piv_crl_check(const struct piv_conf *conf, X509 *cert, X509 *issuer, STACK_OF(X5
 		piv_fmt(reason, reason_size, "internal error");
 		goto out;
 	}
-	if (conf->crl_file != NULL)
-		snprintf(files[n_files++], sizeof(files[0]), "%s", conf->crl_file);
-	if (conf->crl_dir != NULL) {
-		DIR *dir = opendir(conf->crl_dir);
-		struct dirent *de;
-		while (dir != NULL && (de = readdir(dir)) != NULL && n_files < MAX_CRL_FILES) {
-			if (de->d_name[0] == '.')
-				continue;
-			char why[300];
-			if ((size_t)snprintf(files[n_files], sizeof(files[0]), "%s/%s", conf->crl_dir,
-			                     de->d_name) >= sizeof(files[0]))
-				continue;
-			if (piv_check_root_owned(files[n_files], false, why, sizeof(why)) != 0) {
-				log_to(log, ud, LOG_WARNING, "crl_dir: skipping %s", why);
-				continue;
-			}
-			n_files++;
-		}
-		if (dir != NULL)
-			closedir(dir);
-		else
-			log_to(log, ud, LOG_WARNING, "crl_dir %s: %s", conf->crl_dir, strerror(errno));
-	}
+	n_files = local_crl_files(conf, files, log, ud);
 	n_urls = conf->crl_fetch ? piv_crl_http_cdps(cert, urls, MAX_CDP_URLS) : 0;
 
 	/* Local CRLs first, then what was fetched before (the cache). */

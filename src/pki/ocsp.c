@@ -26,6 +26,55 @@
 #define MAX_OCSP_RESPONSE (100 * 1024)
 #define CLOCK_SKEW 300
 
+/* 0 from OCSP_check_nonce: a replayed answer to somebody else's question.
+ * No nonce at all (-1) is allowed unless required: many responders
+ * pre-produce their answers, and the age limits bound how long such an
+ * answer can be replayed. */
+static bool
+nonce_refused(OCSP_REQUEST *req, OCSP_BASICRESP *bs, bool require_nonce, char *reason,
+              size_t reason_size)
+{
+	int rc;
+
+	if (req == NULL || (rc = OCSP_check_nonce(req, bs)) == 1)
+		return false;
+	if (rc == 0) {
+		piv_fmt(reason, reason_size, "OCSP nonce does not match the request");
+		return true;
+	}
+	if (require_nonce) {
+		piv_fmt(reason, reason_size, "OCSP response carries no nonce (ocsp_require_nonce = yes)");
+		return true;
+	}
+	return false;
+}
+
+/* What a current answer says, with its age (next: its nextUpdate, 0 for
+ * none). */
+static enum piv_rev_answer
+current_answer(int status, int rev_reason, time_t now, int64_t this_t, int64_t next,
+               char *reason, size_t reason_size)
+{
+	char age[120] = "";
+
+	piv_fmt(age, sizeof(age), ", thisUpdate %jd s ago", (intmax_t)(now - this_t));
+	if (next > 0)
+		piv_fmt(age + strlen(age), sizeof(age) - strlen(age), ", nextUpdate in %jd s",
+		        (intmax_t)(next - now));
+	switch (status) {
+	case V_OCSP_CERTSTATUS_GOOD:
+		piv_fmt(reason, reason_size, "OCSP: good%s", age);
+		return PIV_REV_GOOD;
+	case V_OCSP_CERTSTATUS_REVOKED:
+		piv_fmt(reason, reason_size, "OCSP: revoked (%s)%s",
+		        rev_reason >= 0 ? OCSP_crl_reason_str(rev_reason) : "no reason given", age);
+		return PIV_REV_REVOKED;
+	default:
+		piv_fmt(reason, reason_size, "OCSP: the responder does not know the certificate");
+		return PIV_REV_UNKNOWN;
+	}
+}
+
 enum piv_rev_answer
 piv_ocsp_judge(const unsigned char *der, size_t len, X509 *cert, X509 *issuer,
                STACK_OF(X509) *chain, X509_STORE *store, void *req_ptr,
@@ -57,21 +106,8 @@ piv_ocsp_judge(const unsigned char *der, size_t len, X509 *cert, X509 *issuer,
 		piv_fmt(reason, reason_size, "not a basic OCSP response");
 		goto out;
 	}
-	if (req != NULL && (rc = OCSP_check_nonce(req, bs)) != 1) {
-		/* 0: a replayed answer to somebody else's question. No nonce at
-		 * all (-1) is allowed unless required: many responders
-		 * pre-produce their answers, and the age limits below bound
-		 * how long such an answer can be replayed. */
-		if (rc == 0) {
-			piv_fmt(reason, reason_size, "OCSP nonce does not match the request");
-			goto out;
-		}
-		if (rules->require_nonce) {
-			piv_fmt(reason, reason_size, "OCSP response carries no nonce "
-			        "(ocsp_require_nonce = yes)");
-			goto out;
-		}
-	}
+	if (nonce_refused(req, bs, rules->require_nonce, reason, reason_size))
+		goto out;
 	/* The signer must be the CA that issued cert, or a responder with
 	 * id-kp-OCSPSigning issued by it, chaining to our anchors. */
 	if (OCSP_basic_verify(bs, chain, store, 0) <= 0) {
@@ -117,27 +153,8 @@ piv_ocsp_judge(const unsigned char *der, size_t len, X509 *cert, X509 *issuer,
 		}
 		goto out;
 	}
-	{
-		char age[120] = "";
-		piv_fmt(age, sizeof(age), ", thisUpdate %jd s ago", (intmax_t)(now - this_t));
-		if (nextupd != NULL && next > 0)
-			piv_fmt(age + strlen(age), sizeof(age) - strlen(age), ", nextUpdate in %jd s",
-			        (intmax_t)(next - now));
-		switch (status) {
-		case V_OCSP_CERTSTATUS_GOOD:
-			answer = PIV_REV_GOOD;
-			piv_fmt(reason, reason_size, "OCSP: good%s", age);
-			break;
-		case V_OCSP_CERTSTATUS_REVOKED:
-			answer = PIV_REV_REVOKED;
-			piv_fmt(reason, reason_size, "OCSP: revoked (%s)%s",
-			        rev_reason >= 0 ? OCSP_crl_reason_str(rev_reason) : "no reason given", age);
-			break;
-		default:
-			piv_fmt(reason, reason_size, "OCSP: the responder does not know the certificate");
-			break;
-		}
-	}
+	answer = current_answer(status, rev_reason, now, this_t, nextupd != NULL ? next : 0, reason,
+	                        reason_size);
 out:
 	OCSP_CERTID_free(id);
 	OCSP_BASICRESP_free(bs);

@@ -470,6 +470,42 @@ warn_unbound_rules(struct check *c, const struct piv_conf *conf, const struct pi
 	}
 }
 
+/* A configuration that does not load, or whose trust material does not:
+ * the same words as the module's syslog line. */
+static void
+config_error(const struct check *c, const char *config, const char *msg)
+{
+	if (c->json) {
+		printf("{\"configuration\":");
+		json_string(config);
+		printf(",\"error\":");
+		json_string(msg);
+		printf(",\"exit\":%d}\n", EXIT_CONFIG);
+	} else {
+		printf("configuration error: %s\n", msg);
+	}
+}
+
+/* The exit status for an outcome, and the words for it. */
+static int
+exit_status(const struct check *c, const struct piv_auth_result *res, const char **result)
+{
+	if (res->status == PIV_OK) {
+		*result = "would succeed";
+		return EXIT_LOGIN_OK;
+	}
+	if (res->status == PIV_E_CONFIG) {
+		*result = "configuration error";
+		return EXIT_CONFIG;
+	}
+	if (res->status == PIV_E_CONV && c->pin_asked && !c->pin_given) {
+		*result = "every step before the PIN passed; not tried without a PIN";
+		return EXIT_NO_PIN;
+	}
+	*result = "would fail";
+	return EXIT_LOGIN_FAILS;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -528,17 +564,8 @@ main(int argc, char **argv)
 	}
 	snprintf(config_arg, sizeof(config_arg), "config=%s", config);
 	args[0] = config_arg;
-	/* the same words as the module's syslog line */
 	if (piv_conf_load(&conf, PIV_CONF_PATH, 1, args, &err) != 0) {
-		if (c->json) {
-			printf("{\"configuration\":");
-			json_string(config);
-			printf(",\"error\":");
-			json_string(err.msg);
-			printf(",\"exit\":%d}\n", EXIT_CONFIG);
-		} else {
-			printf("configuration error: %s\n", err.msg);
-		}
+		config_error(c, config, err.msg);
 		free(c);
 		free(res);
 		return EXIT_CONFIG;
@@ -557,15 +584,7 @@ main(int argc, char **argv)
 	conf.crl_builder = NULL;
 	c->conf = &conf;
 	if (piv_trust_load(&conf, &trust, why, sizeof(why)) != PIV_OK) {
-		if (c->json) {
-			printf("{\"configuration\":");
-			json_string(config);
-			printf(",\"error\":");
-			json_string(why);
-			printf(",\"exit\":%d}\n", EXIT_CONFIG);
-		} else {
-			printf("configuration error: %s\n", why);
-		}
+		config_error(c, config, why);
 		piv_conf_free(&conf);
 		piv_free_secret(&c->pin);
 		free(c);
@@ -576,19 +595,7 @@ main(int argc, char **argv)
 	warn_unbound_rules(c, &conf, &trust);
 	piv_authenticate(&conf, user, &ui, res);
 	piv_free_secret(&c->pin);
-	if (res->status == PIV_OK) {
-		status = EXIT_LOGIN_OK;
-		result = "would succeed";
-	} else if (res->status == PIV_E_CONFIG) {
-		status = EXIT_CONFIG;
-		result = "configuration error";
-	} else if (res->status == PIV_E_CONV && c->pin_asked && !c->pin_given) {
-		status = EXIT_NO_PIN;
-		result = "every step before the PIN passed; not tried without a PIN";
-	} else {
-		status = EXIT_LOGIN_FAILS;
-		result = "would fail";
-	}
+	status = exit_status(c, res, &result);
 	if (c->json)
 		print_json(c, config, res, result, status);
 	else
