@@ -88,7 +88,7 @@ configure(const struct setup *s)
 		snprintf(intermediates, sizeof(intermediates),
 		         "intermediates = %s/pki/intermediates.pem\n", fx);
 	n = snprintf(text, sizeof(text),
-	             "# written by test_pam\n"
+	             "# written by tests/pam\n"
 	             "pkcs11_module = %s\n"
 	             "ca_file = %s/pki/ca/root.pem\n"
 	             "%s"
