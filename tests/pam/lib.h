@@ -1,6 +1,7 @@
 /* Shared by the PAM integration tests (tests/pam/test_*.c): the PAM
  * transaction under pam_wrapper, the conversation, writing configurations,
- * the test servers' logs, and the environment pam-tests.sh exports. */
+ * the test servers' logs, and the environment pam-tests.sh exports.
+ * (Split from tests/test_pam.c, whose history is `git log -- tests/test_pam.c`.) */
 #ifndef PIV_TESTS_PAM_LIB_H
 #define PIV_TESTS_PAM_LIB_H
 

@@ -1,5 +1,6 @@
 /* Shared by the ssh tests (tests/ssh/test_keys.c, test_agent.c): the
- * test keys, files and commands, SSHSIG envelopes, the real ssh-agent. */
+ * test keys, files and commands, SSHSIG envelopes, the real ssh-agent.
+ * (Split from tests/test_ssh.c, whose history is `git log -- tests/test_ssh.c`.) */
 #ifndef PIV_TESTS_SSH_LIB_H
 #define PIV_TESTS_SSH_LIB_H
 
