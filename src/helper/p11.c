@@ -366,6 +366,50 @@ parse_uri(struct p11_ctx *ctx, const char *text, P11KitUriType type)
 	return uri;
 }
 
+/* The slots of a module that hold a token (NULL: none, or the module
+ * failed, or reports more than MAX_SLOTS). Two-call size query; the list
+ * may change between the calls (a card inserted), so ask again when it
+ * grew. */
+static CK_SLOT_ID *
+slot_list(struct p11_ctx *ctx, CK_FUNCTION_LIST *m, CK_ULONG *n_slots)
+{
+	CK_SLOT_ID *slots = NULL;
+	CK_RV rv = CKR_OK;
+
+	*n_slots = 0;
+	for (int attempt = 0; attempt < 3; attempt++) {
+		CK_SLOT_ID *grown;
+		rv = m->C_GetSlotList(CK_TRUE, NULL, n_slots);
+		if (rv != CKR_OK || *n_slots == 0 || *n_slots > MAX_SLOTS)
+			break;
+		grown = realloc(slots, *n_slots * sizeof(*slots));
+		if (grown == NULL) {
+			rv = CKR_HOST_MEMORY;
+			break;
+		}
+		slots = grown;
+		rv = m->C_GetSlotList(CK_TRUE, slots, n_slots);
+		if (rv != CKR_BUFFER_TOO_SMALL)
+			break;
+	}
+	if (rv != CKR_OK) {
+		log_rv(ctx, LOG_WARNING, "C_GetSlotList", rv);
+		free(slots);
+		return NULL;
+	}
+	if (*n_slots > MAX_SLOTS) {
+		LOG(ctx, LOG_WARNING, "module reports %lu slots with a token, more than %d: "
+		    "skipping it", (unsigned long)*n_slots, MAX_SLOTS);
+		free(slots);
+		return NULL;
+	}
+	if (*n_slots == 0) {
+		free(slots);
+		return NULL;
+	}
+	return slots;
+}
+
 int
 p11_find(struct p11_ctx *ctx, const char *token_uri, const char *cert_uri,
          struct p11_cand *cands, size_t max, size_t *n, size_t *tokens_seen)
@@ -380,7 +424,7 @@ p11_find(struct p11_ctx *ctx, const char *token_uri, const char *cert_uri,
 		goto out;
 	for (size_t mi = 0; ctx->modules[mi] != NULL; mi++) {
 		CK_FUNCTION_LIST *m = ctx->modules[mi];
-		CK_SLOT_ID *slots = NULL;
+		CK_SLOT_ID *slots;
 		CK_ULONG n_slots = 0;
 		CK_INFO info;
 		CK_RV rv;
@@ -408,34 +452,8 @@ p11_find(struct p11_ctx *ctx, const char *token_uri, const char *cert_uri,
 			LOG(ctx, LOG_DEBUG, "module %zu does not match the token or cert URI", mi + 1);
 			continue;
 		}
-		/* Two-call size query; the list may change between the calls
-		 * (a card inserted), so ask again when it grew. */
-		for (int attempt = 0; attempt < 3; attempt++) {
-			CK_SLOT_ID *grown;
-			rv = m->C_GetSlotList(CK_TRUE, NULL, &n_slots);
-			if (rv != CKR_OK || n_slots == 0 || n_slots > MAX_SLOTS)
-				break;
-			grown = realloc(slots, n_slots * sizeof(*slots));
-			if (grown == NULL) {
-				rv = CKR_HOST_MEMORY;
-				break;
-			}
-			slots = grown;
-			rv = m->C_GetSlotList(CK_TRUE, slots, &n_slots);
-			if (rv != CKR_BUFFER_TOO_SMALL)
-				break;
-		}
-		if (rv != CKR_OK) {
-			log_rv(ctx, LOG_WARNING, "C_GetSlotList", rv);
-			free(slots);
+		if ((slots = slot_list(ctx, m, &n_slots)) == NULL)
 			continue;
-		}
-		if (n_slots > MAX_SLOTS) {
-			LOG(ctx, LOG_WARNING, "module reports %lu slots with a token, more than %d: "
-			    "skipping it", (unsigned long)n_slots, MAX_SLOTS);
-			free(slots);
-			continue;
-		}
 		for (CK_ULONG si = 0; si < n_slots && *n < max; si++) {
 			CK_TOKEN_INFO ti;
 			rv = m->C_GetTokenInfo(slots[si], &ti);
