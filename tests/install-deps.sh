@@ -13,7 +13,7 @@ PACKAGES="build-essential autoconf automake libtool pkg-config openssl
 libssl-dev libssl3 libp11-kit-dev p11-kit libpam0g-dev libsss-certmap-dev libtalloc-dev
 libcmocka-dev libpamtest0-dev libpam-wrapper libnss-wrapper libldap-dev
 softhsm2 opensc pamtester faketime iproute2 util-linux slapd ldap-utils
-openssh-server openssh-client sudo procps valgrind systemd"
+openssh-server openssh-client sudo procps valgrind systemd libsystemd-dev dbus-daemon dconf-cli"
 update=
 for arg in "$@"; do
 	case $arg in

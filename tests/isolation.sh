@@ -27,3 +27,15 @@ if [ -n "$needed" ]; then
 	exit 1
 fi
 echo "isolation: pam_piv_helper links p11-kit and libcrypto only"
+# The card removal watcher loads PKCS#11 code too (in a child process of
+# its own) and speaks D-Bus: p11-kit, libcrypto and libsystemd, nothing of
+# the module's mapping, directory or PAM code.
+: "${PIV_WATCHER:?run through make check}"
+needed=$(readelf -d "$PIV_WATCHER" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' |
+	grep -v -E '^(libp11-kit|libcrypto|libsystemd|libc|libasan|libubsan|libm|libgcc_s|libstdc\+\+|libdl|libpthread)\.so' || true)
+if [ -n "$needed" ]; then
+	echo "pam-piv-watch links more than p11-kit, libcrypto and libsystemd:" >&2
+	echo "$needed" >&2
+	exit 1
+fi
+echo "isolation: pam-piv-watch links p11-kit, libcrypto and libsystemd only"

@@ -8,7 +8,8 @@ cd "$top_srcdir/src"
 # which folder may include which (besides itself)
 allowed="pki:common accounts:pki accounts:common ssh:pki ssh:common wire:pki wire:common
 helper:wire helper:pki helper:common pam:accounts pam:pki pam:ssh pam:wire pam:common
-tools:pam tools:accounts tools:pki tools:ssh tools:wire tools:common"
+tools:pam tools:accounts tools:pki tools:ssh tools:wire tools:common
+watch:helper watch:common"
 edges=$(for f in */*.c */*.h; do
 	from=${f%%/*}
 	sed -n 's|^#include "\([a-z]*\)/\([a-z_0-9]*\)\.h".*|\1/\2|p' "$f" | while read -r h; do

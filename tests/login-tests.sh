@@ -1,5 +1,6 @@
 #!/bin/sh
-# The login sample (pam.d/login) and the pam-auth-update profile
+# The login sample (pam.d/login), GDM's smart card sample
+# (pam.d/gdm-smartcard) and the pam-auth-update profile
 # (pam.d/pam_piv.pam-auth-update) with the real libpam, through pamtester:
 # the card with its PIN, the password without a card, a card that fails.
 # The profile is installed with Debian's own pam-auth-update, which writes
@@ -50,8 +51,10 @@ stage_accounts / "$ALICE_PW"
 # configuration (config= is the only change).
 mkdir "$STAGE/pam.d"
 cp -a /etc/pam.d/. "$STAGE/pam.d/"
-sed "s|pam_piv.so|pam_piv.so config=$STAGE/pam_piv.conf|" "$top_srcdir/pam.d/login" \
-	> "$STAGE/pam.d/login"
+for sample in login gdm-smartcard; do
+	sed "s|pam_piv.so|pam_piv.so config=$STAGE/pam_piv.conf|" "$top_srcdir/pam.d/$sample" \
+		> "$STAGE/pam.d/$sample"
+done
 mount --bind "$STAGE/pam.d" /etc/pam.d
 
 # A sanitizer build's module needs its runtimes first in pamtester;
@@ -79,6 +82,19 @@ pamtester_case() {
 	esac
 }
 
+# pamtester_ops_case NAME SERVICE USER "OPERATIONS" INPUT WANT_RC WANT_TEXT
+pamtester_ops_case() {
+	rc=0
+	out=$(printf '%s' "$5" | env ${SAN_PRELOAD:+LD_PRELOAD="$SAN_PRELOAD"} \
+		${SAN_PRELOAD:+ASAN_OPTIONS="detect_leaks=0:log_path=$STAGE/san/asan"} \
+		${SAN_PRELOAD:+UBSAN_OPTIONS="print_stacktrace=1:log_path=$STAGE/san/ubsan"} \
+		timeout 60 pamtester -v "$2" "$3" $4 2>&1) || rc=$?
+	case $rc:$out in
+	"$6":*"$7"*) ok "$1" ;;
+	*) not_ok "$1: rc=$rc, wanted $6 and '$7'"; printf '%s\n' "$out" | sed 's/^/#   /' ;;
+	esac
+}
+
 conf p256
 pamtester_case "login: the card and its PIN" login "$PIN
 " 0 "successfully authenticated" "Password"
@@ -94,6 +110,27 @@ write_conf bob "foreign_card = ignore"
 pamtester_case "login: another user's card with foreign_card = ignore, the password" login \
 	"$ALICE_PW
 " 0 "is not mapped to alice: it is not used" "PIN for"
+
+# GDM's smart card service (pam.d/gdm-smartcard): no user name, the card
+# names the account; its session line is pam_piv's removal watch, which
+# with removal_action set refuses a session it cannot watch (here there is
+# no logind, so no XDG_SESSION_ID).
+conf p256
+pamtester_ops_case "gdm-smartcard: the card alone, no user name" gdm-smartcard "" \
+	"authenticate open_session close_session" "$PIN
+" 0 "session has successfully been closed"
+write_conf p256 "removal_action = lock"
+pamtester_ops_case "gdm-smartcard: removal_action = lock and no logind session: no session" \
+	gdm-smartcard "" "authenticate open_session" "$PIN
+" 1 "Cannot make/remove an entry for the specified session"
+write_conf p256 "removal_action = lock
+removal_watch = optional"
+pamtester_ops_case "gdm-smartcard: removal_watch = optional: the session opens unwatched" \
+	gdm-smartcard "" "authenticate open_session close_session" "$PIN
+" 0 "successfully opened a session"
+conf empty
+pamtester_ops_case "gdm-smartcard: no card, no login (card_only)" gdm-smartcard "" \
+	"authenticate" "" 1 ""
 
 # The pam-auth-update profile, enabled by Debian's tool into common-auth.
 mkdir "$STAGE/pam-configs" "$STAGE/var-lib-pam"

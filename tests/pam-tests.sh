@@ -67,8 +67,22 @@ responder 8890 "$pki/bob-p256.crt" "$pki/bob-p256.key"
 # The directory for ldap: rules: OpenLDAP's slapd on 127.0.0.1:3389 (and
 # StartTLS), :3636 (ldaps) and an ldapi socket, with entries computed from
 # the test PKI; it ends with the tests or by itself.
-trap 'kill "$httpd_pid" $responder_pids 2>/dev/null || true; sh "$top_srcdir/tests/mkldap.sh" stop "$PIV_FX" || true' EXIT INT TERM
+# A private D-Bus with a fake logind (tests/login1d.c) for the card removal
+# watcher (tests/pam/test_session): the watcher finds it through
+# DBUS_SYSTEM_BUS_ADDRESS in its configured environment, never the real
+# system bus. Watchers a failed case left behind end with it.
+PIV_BUS_DIR="$PIV_FX/bus"
+cleanup() {
+	kill "$httpd_pid" $responder_pids 2>/dev/null || true
+	sh "$top_srcdir/tests/mkldap.sh" stop "$PIV_FX" || true
+	pkill -KILL -f "^pam-piv-watch --module $PIV_SHIM " 2>/dev/null || true
+	sh "$top_srcdir/tests/mkbus.sh" stop "$PIV_BUS_DIR" || true
+}
+trap cleanup EXIT INT TERM
 sh "$top_srcdir/tests/mkldap.sh" start "$PIV_FX"
+PIV_BUS_ADDRESS=$(sh "$top_srcdir/tests/mkbus.sh" start "$PIV_BUS_DIR" "$PIV_LOGIN1D")
+PIV_BUS_ADDRESS=${PIV_BUS_ADDRESS#DBUS_SYSTEM_BUS_ADDRESS=}
+export PIV_BUS_DIR PIV_BUS_ADDRESS PIV_WATCHER
 . "$PIV_FX/ldap/env"
 export PIV_LDAP_URI PIV_LDAPS_URI PIV_LDAPI_URI PIV_LDAP_BASE PIV_LDAP_SUFFIX PIV_LDAP_CA \
 	PIV_LDAP_OTHER_CA PIV_LDAP_BIND_DN PIV_LDAP_PW PIV_LDAP_PW_NL PIV_LDAP_ROOT_DN PIV_LDAP_ROOT_PW
@@ -135,6 +149,12 @@ printf 'account required pam_permit.so\naccount required %s %s sshd_key_check\n'
 	"$PIV_MODULE" "$conf" > "$PIV_WORK/svc/piv_keys"
 printf 'session required pam_permit.so\nsession required %s %s sshd_key_check\n' \
 	"$PIV_MODULE" "$conf" >> "$PIV_WORK/svc/piv_keys"
+# Sessions (tests/pam/test_session): a card login, or a password login
+# (pam_permit), each with pam_piv's session phase.
+printf 'auth required %s %s\nsession required pam_permit.so\nsession required %s %s\n' \
+	"$PIV_MODULE" "$conf" "$PIV_MODULE" "$conf" > "$PIV_WORK/svc/piv_session"
+printf 'auth required pam_permit.so\nsession required pam_permit.so\nsession required %s %s\n' \
+	"$PIV_MODULE" "$conf" > "$PIV_WORK/svc/piv_pwsession"
 # Concurrent logins: one stack (and configuration, and card) per process.
 i=0
 while [ "$i" -lt 50 ]; do
@@ -158,7 +178,7 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:print_stacktrace=1:log_path=$PIV_WORK/u
 rc=0
 # One program per concern (tests/pam/); PIV_TEST_GROUPS="mapping tools"
 # runs only those, PIV_TEST_FILTER=test_ocsp_* only the matching cases.
-for group in ${PIV_TEST_GROUPS:-card validation mapping access revocation tools hostile}; do
+for group in ${PIV_TEST_GROUPS:-card validation mapping access revocation tools session hostile}; do
 	echo "==== tests/pam/test_$group"
 	LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" "$top_builddir/tests/pam/test_$group" || rc=1
 done

@@ -233,6 +233,10 @@ test_conf_bad_values(void **state)
 		{ "allowed_services = su;id", "PAM service names" },
 		{ "allow_remote = perhaps", "yes or no" },
 		{ "foreign_card = yes", "fail or ignore" },
+		{ "removal_action = yes", "none, lock or terminate" },
+		{ "removal_action = lock-screen", "none, lock or terminate" },
+		{ "removal_watch = yes", "required or optional" },
+		{ "watcher = pam-piv-watch", "absolute path" },
 		{ "cache_dir = cache", "absolute path" },
 		{ "ldap_uri = http://127.0.0.1/", "ldap://, ldaps:// or ldapi://" },
 		{ "ldap_uri = not a uri", "takes one URI" },
@@ -1218,10 +1222,37 @@ test_conf_access_keys(void **state)
 	piv_conf_free(&conf);
 }
 
+/* The card removal keys (issue 12) and their defaults. */
+static void
+test_conf_removal_keys(void **state)
+{
+	struct piv_conf conf;
+	struct piv_conf_error err;
+
+	(void)state;
+	assert_int_equal(load_text(BASE, 0, NULL, &conf, &err), 0);
+	assert_int_equal(conf.removal_action, PIV_REMOVAL_NONE);
+	assert_true(conf.removal_watch_required);
+	assert_string_equal(conf.watcher, PIV_WATCHER_PATH);
+	piv_conf_free(&conf);
+	assert_int_equal(load_text(BASE "removal_action = lock\nremoval_watch = optional\n"
+	                           "watcher = /opt/w\n", 0, NULL, &conf, &err), 0);
+	assert_int_equal(conf.removal_action, PIV_REMOVAL_LOCK);
+	assert_false(conf.removal_watch_required);
+	assert_string_equal(conf.watcher, "/opt/w");
+	piv_conf_free(&conf);
+	assert_int_equal(load_text(BASE "removal_action = terminate\nremoval_watch = required\n",
+	                           0, NULL, &conf, &err), 0);
+	assert_int_equal(conf.removal_action, PIV_REMOVAL_TERMINATE);
+	assert_true(conf.removal_watch_required);
+	piv_conf_free(&conf);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_conf_removal_keys),
 		cmocka_unit_test(test_conf_defaults),
 		cmocka_unit_test(test_conf_every_key),
 		cmocka_unit_test(test_conf_bad_values),

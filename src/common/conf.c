@@ -43,6 +43,8 @@ enum key_kind {
 	K_FOREIGN,    /* fail or ignore */
 	K_ISSUER_LIST, /* a DN, repeatable */
 	K_URL_LIST,   /* http:// URLs, repeatable */
+	K_REMOVAL,    /* none, lock or terminate */
+	K_WATCH,      /* required or optional */
 };
 
 struct key_def {
@@ -95,7 +97,10 @@ static const struct key_def key_defs[] = {
 	{ "card_only", K_BOOL, OFF(card_only), 0, 0 },
 	{ "fail_delay", K_UINT, OFF(fail_delay), 0, 60000 },
 	{ "debug", K_BOOL, OFF(debug), 0, 0 },
+	{ "removal_action", K_REMOVAL, OFF(removal_action), 0, 0 },
+	{ "removal_watch", K_WATCH, OFF(removal_watch_required), 0, 0 },
 	{ "helper", K_PATH, OFF(helper), 0, 0 },
+	{ "watcher", K_PATH, OFF(watcher), 0, 0 },
 	{ "crl_builder", K_PATH, OFF(crl_builder), 0, 0 },
 	{ "helper_env", K_ENV_LIST, OFF(helper_env), 0, 0 },
 };
@@ -853,6 +858,20 @@ apply_value(struct loader *ld, const struct item *it)
 		if (parse_choice(it->value, "fail", "ignore", (bool *)field) != 0)
 			return fail(ld, it, "'foreign_card' takes fail or ignore");
 		return 0;
+	case K_REMOVAL:
+		if (strcmp(it->value, "none") == 0)
+			*(enum piv_removal_action *)field = PIV_REMOVAL_NONE;
+		else if (strcmp(it->value, "lock") == 0)
+			*(enum piv_removal_action *)field = PIV_REMOVAL_LOCK;
+		else if (strcmp(it->value, "terminate") == 0)
+			*(enum piv_removal_action *)field = PIV_REMOVAL_TERMINATE;
+		else
+			return fail(ld, it, "'removal_action' takes none, lock or terminate");
+		return 0;
+	case K_WATCH:
+		if (parse_choice(it->value, "optional", "required", (bool *)field) != 0)
+			return fail(ld, it, "'removal_watch' takes required or optional");
+		return 0;
 	case K_ATTR:
 		if (!valid_attr_name(it->value))
 			return fail(ld, it, "'%s' is not an LDAP attribute name", it->key);
@@ -1022,6 +1041,7 @@ set_defaults(struct piv_conf *conf)
 	conf->fail_delay = 2000;
 	conf->crl_fetch = true;
 	conf->ocsp_max_age = PIV_DEFAULT_OCSP_MAX_AGE;
+	conf->removal_watch_required = true;
 	/* SPEC §2: OCSP first, then CRLs. */
 	conf->revocation[0] = PIV_REV_METHOD_OCSP;
 	conf->revocation[1] = PIV_REV_METHOD_CRL;
@@ -1029,6 +1049,7 @@ set_defaults(struct piv_conf *conf)
 	if ((conf->pkcs11_module = strdup("p11-kit")) == NULL ||
 	    (conf->cert_uri = strdup(PIV_DEFAULT_CERT_URI)) == NULL ||
 	    (conf->helper = strdup(PIV_HELPER_PATH)) == NULL ||
+	    (conf->watcher = strdup(PIV_WATCHER_PATH)) == NULL ||
 	    (conf->crl_builder = strdup(PIV_CRL_BUILDER_PATH)) == NULL ||
 	    (conf->cache_dir = strdup(PIV_DEFAULT_CACHE_DIR)) == NULL ||
 	    (conf->ldap_user_attr = strdup("uid")) == NULL)
@@ -1258,6 +1279,7 @@ piv_conf_free(struct piv_conf *conf)
 	}
 	free(conf->rules);
 	free(conf->helper);
+	free(conf->watcher);
 	free(conf->crl_builder);
 	strlist_free(&conf->helper_env);
 	strlist_free(&conf->allowed_services);

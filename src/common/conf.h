@@ -31,6 +31,13 @@ enum piv_rev_method {
 	PIV_REV_METHOD_CRL,
 };
 
+/* What happens to a session when the card that opened it leaves. */
+enum piv_removal_action {
+	PIV_REMOVAL_NONE,
+	PIV_REMOVAL_LOCK,      /* logind LockSession */
+	PIV_REMOVAL_TERMINATE, /* logind TerminateSession */
+};
+
 struct piv_conf {
 	char *pkcs11_module;   /* "p11-kit", a path, or a p11-kit module name */
 	char *token_uri;       /* NULL: any token */
@@ -73,7 +80,10 @@ struct piv_conf {
 	struct piv_strlist allowed_services; /* NAME, +NAME, -NAME (access.h) */
 	bool allow_remote;       /* the reader may answer logins with a remote PAM_RHOST */
 	bool foreign_card_ignore; /* a card that maps to another user counts as no card */
+	enum piv_removal_action removal_action; /* session: when the card leaves */
+	bool removal_watch_required; /* a session whose card cannot be watched does not open */
 	char *helper;                /* card helper program */
+	char *watcher;               /* card removal watcher (pam-piv-watch) */
 	char *crl_builder;           /* CRL index builder; NULL: index in this process */
 	struct piv_strlist helper_env; /* NAME=VALUE given to the helper */
 	struct piv_strlist origins;  /* "KEY=FILE:LINE" (or "KEY=") per key set; the last counts */

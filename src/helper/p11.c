@@ -242,8 +242,8 @@ find_objects(struct p11_ctx *ctx, CK_FUNCTION_LIST *m, CK_SESSION_HANDLE s,
 	return 0;
 }
 
-static void
-copy_padded(char *dst, size_t dst_size, const unsigned char *src, size_t src_size)
+void
+p11_copy_padded(char *dst, size_t dst_size, const unsigned char *src, size_t src_size)
 {
 	size_t len = p11_kit_space_strlen(src, src_size);
 
@@ -293,7 +293,7 @@ scan_token(struct p11_ctx *ctx, CK_FUNCTION_LIST *m, CK_SLOT_ID slot, const CK_T
 		goto out;
 	{
 		char label[33];
-		copy_padded(label, sizeof(label), ti->label, sizeof(ti->label));
+		p11_copy_padded(label, sizeof(label), ti->label, sizeof(ti->label));
 		LOG(ctx, LOG_DEBUG, "token '%s': %lu matching certificate(s), %lu in all", label,
 		    (unsigned long)n_sel, (unsigned long)n_all);
 	}
@@ -317,8 +317,8 @@ scan_token(struct p11_ctx *ctx, CK_FUNCTION_LIST *m, CK_SLOT_ID slot, const CK_T
 		c->module = m;
 		c->slot = slot;
 		c->token_flags = ti->flags;
-		copy_padded(c->label, sizeof(c->label), ti->label, sizeof(ti->label));
-		copy_padded(c->serial, sizeof(c->serial), ti->serialNumber, sizeof(ti->serialNumber));
+		p11_copy_padded(c->label, sizeof(c->label), ti->label, sizeof(ti->label));
+		p11_copy_padded(c->serial, sizeof(c->serial), ti->serialNumber, sizeof(ti->serialNumber));
 		(*n)++;
 	}
 	/* The other certificates of the card, shared by its candidates. */

@@ -54,6 +54,9 @@ struct p11_sign_out {
 int p11_load(struct p11_ctx *ctx, const char *module, p11_log_fn log, void *ud);
 void p11_unload(struct p11_ctx *ctx);
 
+/* A space-padded CK_UTF8CHAR field (label, serial) as a C string. */
+void p11_copy_padded(char *dst, size_t dst_size, const unsigned char *src, size_t src_size);
+
 /* Find up to max candidates: tokens matching token_uri (NULL = any) that
  * hold certificates matching cert_uri. *tokens_seen counts the matching
  * tokens, so "no card" and "card without certificate" can be told apart. */

@@ -371,6 +371,10 @@ record_choice(struct piv_auth_result *res, const struct piv_card_candidate *cand
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = '?';
 	snprintf(res->account, sizeof(res->account), "%s", verdict->account);
+	res->by_card = true;
+	snprintf(res->card_label, sizeof(res->card_label), "%s", cand->token_label);
+	snprintf(res->card_serial, sizeof(res->card_serial), "%s",
+	         cand->token_serial != NULL ? cand->token_serial : "");
 }
 
 enum piv_status

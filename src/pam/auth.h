@@ -50,6 +50,9 @@ struct piv_auth_result {
 	bool have_cert;
 	struct piv_cert_id cert;  /* the certificate that decided */
 	bool pin_prompted;
+	bool by_card;             /* a card in a reader proved the key (not an agent) */
+	char card_label[64];      /* that card's token label and serial, as it says */
+	char card_serial[64];     /* them (the removal watcher looks for them) */
 };
 
 /* user: the PAM user, or NULL/"" for a username-less login. Never returns

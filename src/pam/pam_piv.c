@@ -22,6 +22,7 @@
 #include "pam/agentauth.h"
 #include "pam/assess.h"
 #include "pam/auth.h"
+#include "pam/removal.h"
 #include "common/conf.h"
 #include "accounts/accounts.h"
 #include "ssh/sshkey.h"
@@ -223,6 +224,11 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 				res->status = PIV_E_INTERNAL;
 				snprintf(res->reason, sizeof(res->reason), "cannot set PAM environment");
 				code = PAM_AUTH_ERR;
+			} else if (piv_removal_remember(pamh, res) != PAM_SUCCESS) {
+				res->status = PIV_E_INTERNAL;
+				snprintf(res->reason, sizeof(res->reason), "cannot keep the card's "
+				         "identity for the session (out of memory)");
+				code = PAM_AUTH_ERR;
 			}
 		}
 	}
@@ -396,21 +402,36 @@ pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
 	return key_check(pamh, flags, argc, argv, "account", PAM_PERM_DENIED);
 }
 
-/* sshd ends the connection when pam_open_session fails (no command, no
- * shell runs). */
+/* The session opens when the key check (sshd_key_check) and the card
+ * removal watch (removal_action) both allow it; sshd ends the connection
+ * when pam_open_session fails (no command, no shell runs). */
 PAM_EXTERN int
 pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
-	return key_check(pamh, flags, argc, argv, "session", PAM_SESSION_ERR);
+	struct piv_conf conf;
+	struct piv_conf_error err;
+	int key_rc, watch_rc;
+
+	key_rc = key_check(pamh, flags, argc, argv, "session", PAM_SESSION_ERR);
+	if (key_rc != PAM_SUCCESS && key_rc != PAM_IGNORE)
+		return key_rc;
+	if (piv_conf_load(&conf, PIV_CONF_PATH, argc, argv, &err) != 0) {
+		pam_syslog(pamh, LOG_ALERT, "configuration error: %s", err.msg);
+		return PAM_SERVICE_ERR;
+	}
+	watch_rc = piv_removal_open(pamh, &conf, conf.debug);
+	piv_conf_free(&conf);
+	if (watch_rc != PAM_SUCCESS && watch_rc != PAM_IGNORE)
+		return watch_rc;
+	return key_rc == PAM_SUCCESS || watch_rc == PAM_SUCCESS ? PAM_SUCCESS : PAM_IGNORE;
 }
 
 PAM_EXTERN int
 pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
-	(void)pamh;
 	(void)flags;
 	(void)argc;
 	(void)argv;
-	return PAM_IGNORE;
+	return piv_removal_close(pamh, false);
 }
 

@@ -39,11 +39,8 @@ card_log(struct piv_card *card, int prio, const char *fmt, ...)
 	card->log(card->ud, prio, line);
 }
 
-/* The helper's environment: nothing inherited (OpenSC and others read
- * variables that a sudo caller controls), only what the administrator
- * configured with helper_env. */
-static char **
-helper_envp(const struct piv_conf *conf)
+char **
+piv_helper_envp(const struct piv_conf *conf)
 {
 	char **envp = calloc(conf->helper_env.n + 2, sizeof(*envp));
 	bool have_path = false;
@@ -60,35 +57,43 @@ helper_envp(const struct piv_conf *conf)
 	return envp;
 }
 
+int
+piv_check_program(const struct piv_conf *conf, const char *key, const char *path, char *why,
+                  size_t why_size)
+{
+	const char *what = strcmp(key, "helper") == 0 ? "card helper" : key;
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		piv_fmt(why, why_size, "%s %s: %s", what, path, strerror(errno));
+	} else if (!S_ISREG(st.st_mode) || !(st.st_mode & S_IXUSR) || st.st_uid != 0 ||
+	           (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		piv_fmt(why, why_size, "%s %s: not a root-owned executable that only root can write",
+		        what, path);
+	} else {
+		return 0;
+	}
+	piv_conf_blame(conf, key, why, why_size);
+	return -1;
+}
+
 /* The helper runs as root with the PIN: it must be a root-owned regular
  * executable that nobody else can replace. A missing or unsafe helper is
  * an installation error, reported as such. */
 static enum piv_status
 check_helper(struct piv_card *card, const struct piv_conf *conf)
 {
-	const char *path = conf->helper;
 	char why[1100];
-	struct stat st;
 
-	if (stat(path, &st) != 0) {
-		piv_fmt(why, sizeof(why), "card helper %s: %s", path, strerror(errno));
-	} else if (!S_ISREG(st.st_mode) || !(st.st_mode & S_IXUSR) || st.st_uid != 0 ||
-	           (st.st_mode & (S_IWGRP | S_IWOTH))) {
-		piv_fmt(why, sizeof(why), "card helper %s: not a root-owned executable that only "
-		        "root can write", path);
-	} else {
+	if (piv_check_program(conf, "helper", conf->helper, why, sizeof(why)) == 0)
 		return PIV_OK;
-	}
-	piv_conf_blame(conf, "helper", why, sizeof(why));
 	card_log(card, LOG_ALERT, "%s", why);
 	return PIV_E_CONFIG;
 }
 
-/* In the child between fork and exec: async-signal-safe calls only. */
-static void __attribute__((noreturn))
-exec_helper(const char *path, int sock, char **envp)
+void
+piv_exec_program(const char *path, char *const argv[], int fd, char **envp)
 {
-	char *const argv[] = { (char *)"pam_piv_helper", NULL };
 	sigset_t all;
 	int null_fd;
 
@@ -96,11 +101,11 @@ exec_helper(const char *path, int sock, char **envp)
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	for (int sig = 1; sig < NSIG; sig++)
 		signal(sig, SIG_DFL);
-	if (sock == HELPER_FD) {
-		int flags = fcntl(sock, F_GETFD);
-		if (flags < 0 || fcntl(sock, F_SETFD, flags & ~FD_CLOEXEC) < 0)
+	if (fd == HELPER_FD) {
+		int flags = fcntl(fd, F_GETFD);
+		if (flags < 0 || fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) < 0)
 			_exit(127);
-	} else if (dup2(sock, HELPER_FD) < 0) {
+	} else if (dup2(fd, HELPER_FD) < 0) {
 		_exit(127);
 	}
 	null_fd = open("/dev/null", O_RDWR);
@@ -109,11 +114,11 @@ exec_helper(const char *path, int sock, char **envp)
 #ifdef HAVE_CLOSE_RANGE
 	close_range(HELPER_FD + 1, ~0U, 0);
 #else
-	for (int fd = HELPER_FD + 1; fd < 1024; fd++)
-		close(fd);
+	for (int i = HELPER_FD + 1; i < 1024; i++)
+		close(i);
 #endif
-	/* The helper runs with the effective ids only: a setuid caller's real
-	 * uid must not steer p11-kit to the caller's own configuration. */
+	/* The program runs with the effective ids only: a setuid caller's
+	 * real uid must not steer p11-kit to the caller's own configuration. */
 	if (setresgid(getegid(), getegid(), getegid()) != 0 ||
 	    setresuid(geteuid(), geteuid(), geteuid()) != 0)
 		_exit(127);
@@ -124,11 +129,12 @@ exec_helper(const char *path, int sock, char **envp)
 static enum piv_status
 spawn(struct piv_card *card, const struct piv_conf *conf)
 {
+	char *const helper_argv[] = { (char *)"pam_piv_helper", NULL };
 	struct sigaction dfl;
 	char **envp;
 	int sv[2];
 
-	envp = helper_envp(conf);
+	envp = piv_helper_envp(conf);
 	if (envp == NULL)
 		return PIV_E_INTERNAL;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -145,7 +151,7 @@ spawn(struct piv_card *card, const struct piv_conf *conf)
 		card->sigchld_saved = true;
 	card->pid = fork();
 	if (card->pid == 0)
-		exec_helper(conf->helper, sv[1], envp);
+		piv_exec_program(conf->helper, helper_argv, sv[1], envp);
 	free(envp);
 	close(sv[1]);
 	if (card->pid < 0) {

@@ -49,4 +49,24 @@ enum piv_status piv_card_sign(struct piv_card *card, const struct piv_sign_reque
  * everything. Safe on a card that never opened. */
 void piv_card_close(struct piv_card *card);
 
+/* Starting the module's programs (the card helper, the removal watcher)
+ * the same way: */
+
+/* Their environment: nothing inherited (OpenSC and others read variables
+ * that a sudo caller controls), only what the administrator configured
+ * with helper_env, and a PATH. The strings are conf's; free the array. */
+char **piv_helper_envp(const struct piv_conf *conf);
+
+/* A program that runs as root must be a root-owned regular executable
+ * that nobody else can replace: 0, or -1 with why (blamed on key, the
+ * configuration key that named path). */
+int piv_check_program(const struct piv_conf *conf, const char *key, const char *path, char *why,
+                      size_t why_size);
+
+/* In a child between fork and exec (async-signal-safe calls only): default
+ * signals, fd on 3, /dev/null on 0-2, nothing else open, the effective ids
+ * as the real ones, then execve. Never returns. */
+void piv_exec_program(const char *path, char *const argv[], int fd, char **envp)
+	__attribute__((noreturn));
+
 #endif
