@@ -18,6 +18,8 @@
  *                       Refused METHOD ID MS
  *                     MS is CLOCK_REALTIME in milliseconds, UID the caller's
  *                     (effective) uid, or "unknown"
+ *   --pids FILE       which process is in which session, "PID ID" a line,
+ *                     re-read on every GetSessionByPID
  *   --refuse-file F   while F exists, LockSession and TerminateSession of a
  *                     known session fail with
  *                     org.freedesktop.DBus.Error.AccessDenied
@@ -27,6 +29,9 @@
  *
  * Methods (object /org/freedesktop/login1):
  *   GetSession(s) -> o            /org/freedesktop/login1/session/<escaped>
+ *   GetSessionByPID(u) -> o       the session of a pid in the pids file that
+ *                                 is also in the sessions file, else
+ *                                 org.freedesktop.login1.NoSessionForPID
  *   LockSession(s), TerminateSession(s)
  *   ListSessions() -> a(susso)    (id, 0, "root", "", path) for each session
  * An unknown session id answers org.freedesktop.login1.NoSuchSession.
@@ -64,6 +69,7 @@
 #define DEFAULT_MAX_SECONDS 600L
 
 static const char *sessions_path;
+static const char *pids_path;
 static const char *log_path;
 static const char *refuse_path;
 static const char *pid_path;
@@ -264,6 +270,58 @@ method_get_session(sd_bus_message *m, void *userdata, sd_bus_error *error)
 	return r;
 }
 
+/* The session of pid in the pids file ("PID ID" lines), into id. */
+static bool
+session_of_pid(uint32_t pid, char *id, size_t id_size)
+{
+	char line[MAX_ID + 32], want[16];
+	bool found = false;
+	FILE *f;
+
+	if (pids_path == NULL || (f = fopen(pids_path, "re")) == NULL)
+		return false;
+	snprintf(want, sizeof want, "%u ", (unsigned)pid);
+	while (!found && fgets(line, sizeof line, f) != NULL) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (strncmp(line, want, strlen(want)) == 0 &&
+		    strlen(line + strlen(want)) < id_size) {
+			strcpy(id, line + strlen(want));
+			found = true;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+static int
+method_get_session_by_pid(sd_bus_message *m, void *userdata, sd_bus_error *error)
+{
+	static struct sessions s;
+	char id[MAX_ID], *path = NULL;
+	uint32_t pid;
+	int r;
+
+	(void)userdata;
+	r = sd_bus_message_read(m, "u", &pid);
+	if (r < 0)
+		return r;
+	r = read_sessions(&s);
+	if (r < 0)
+		return sd_bus_error_set_errnof(error, -r, "%s: %s",
+		    sessions_path, strerror(-r));
+	if (!session_of_pid(pid, id, sizeof id) || !has_session(&s, id)) {
+		log_line("NoSessionForPID %u %lld", (unsigned)pid, now_ms());
+		return sd_bus_error_setf(error, "org.freedesktop.login1.NoSessionForPID",
+		    "PID %u does not belong to any known session", (unsigned)pid);
+	}
+	r = session_path(id, &path);
+	if (r < 0)
+		return r;
+	r = sd_bus_reply_method_return(m, "o", path);
+	free(path);
+	return r;
+}
+
 static int
 method_list_sessions(sd_bus_message *m, void *userdata, sd_bus_error *error)
 {
@@ -369,6 +427,8 @@ static const sd_bus_vtable manager_vtable[] = {
 	SD_BUS_VTABLE_START(0),
 	SD_BUS_METHOD("GetSession", "s", "o", method_get_session,
 	    SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD("GetSessionByPID", "u", "o", method_get_session_by_pid,
+	    SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD("ListSessions", "", "a(susso)", method_list_sessions,
 	    SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD("LockSession", "s", "", method_lock_session,
@@ -424,6 +484,8 @@ main(int argc, char **argv)
 			address = val;
 		else if (strcmp(opt, "--sessions") == 0)
 			sessions_path = val;
+		else if (strcmp(opt, "--pids") == 0)
+			pids_path = val;
 		else if (strcmp(opt, "--log") == 0)
 			log_path = val;
 		else if (strcmp(opt, "--refuse-file") == 0)

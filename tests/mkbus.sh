@@ -8,6 +8,7 @@
 #   bus.conf, bus        the daemon's configuration and socket
 #   address, dbus.pid    what dbus-daemon printed
 #   sessions             login1d's known session ids, one a line (empty)
+#   pids                 "PID ID" lines: which process is in which session
 #   login1.log           login1d's record of the calls (tests/login1d.c)
 #   refuse               absent; create it to make login1d deny Lock/Terminate
 #   login1d.pid          written by login1d once it owns org.freedesktop.login1
@@ -141,7 +142,8 @@ EOF
 
 	# the timeout in login1d's hands (--max-seconds); its output must not
 	# hold our stdout open, or $(mkbus.sh start ...) would never return
-	"$login1d" --address "$address" --sessions "$DIR/sessions" \
+	: >"$DIR/pids"
+	"$login1d" --address "$address" --sessions "$DIR/sessions" --pids "$DIR/pids" \
 		--log "$DIR/login1.log" --refuse-file "$DIR/refuse" \
 		--pidfile "$LOGIN1D_PIDFILE" --max-seconds "$LIFETIME" \
 		</dev/null >"$DIR/login1d.err" 2>&1 &

@@ -98,12 +98,14 @@ proc_start_time(pid_t pid)
 	return start;
 }
 
-/* What the watcher says on its fd 3: "started PID", then "ready" once it
- * watches the card and has reached logind, or "error TEXT". Waits at most
- * timeout_ms. Returns 0 with *pid set, or -1 with why (and *pid, if the
- * watcher said it, for the caller to end it). */
+/* What the watcher says on its fd 3: "started PID", then "ready SESSION"
+ * once it watches the card and has found the logind session, or "error
+ * TEXT". Waits at most timeout_ms. Returns 0 with *pid and session set, or
+ * -1 with why (and *pid, if the watcher said it, for the caller to end
+ * it). */
 static int
-await_ready(int fd, int timeout_ms, pid_t *pid, char *why, size_t why_size)
+await_ready(int fd, int timeout_ms, pid_t *pid, char *session, size_t session_size, char *why,
+            size_t why_size)
 {
 	int64_t deadline = piv_now_ms() + timeout_ms;
 	char buf[600];
@@ -121,7 +123,9 @@ await_ready(int fd, int timeout_ms, pid_t *pid, char *why, size_t why_size)
 			*nl = '\0';
 			if (sscanf(buf, "started %d", &pid_val) == 1 && pid_val > 1) {
 				*pid = (pid_t)pid_val;
-			} else if (strcmp(buf, "ready") == 0 && *pid > 1) {
+			} else if (strncmp(buf, "ready ", 6) == 0 && *pid > 1 &&
+			           piv_valid_session_id(buf + 6)) {
+				piv_fmt(session, session_size, "%s", buf + 6);
 				return 0;
 			} else {
 				char esc[400];
@@ -163,18 +167,37 @@ await_ready(int fd, int timeout_ms, pid_t *pid, char *why, size_t why_size)
  * not our child: the application is not its parent and does not reap
  * it), then waits until it is ready. */
 static int
-start_watcher(const struct piv_conf *conf, const struct removal_card *card, const char *session,
-              const char *user, bool debug, pid_t *pid, char *why, size_t why_size)
+start_watcher(const struct piv_conf *conf, const struct removal_card *card, const char *claimed,
+              const char *user, bool debug, pid_t *pid, char *session, size_t session_size,
+              char *why, size_t why_size)
 {
 	const char *action = conf->removal_action == PIV_REMOVAL_TERMINATE ? "terminate" : "lock";
-	char *const argv[] = {
-		(char *)"pam-piv-watch", (char *)"--module", conf->pkcs11_module,
-		(char *)"--label", (char *)card->label, (char *)"--serial", (char *)card->serial,
-		(char *)"--session", (char *)session, (char *)"--user", (char *)user,
-		(char *)"--action", (char *)action,
-		(char *)(conf->removal_watch_required ? "--required" : "--optional"),
-		(char *)(debug ? "--debug" : NULL), NULL,
-	};
+	char self[24];
+	char *argv[20];
+	size_t n = 0;
+
+	snprintf(self, sizeof(self), "%d", (int)getpid());
+	argv[n++] = (char *)"pam-piv-watch";
+	argv[n++] = (char *)"--module";
+	argv[n++] = conf->pkcs11_module;
+	argv[n++] = (char *)"--label";
+	argv[n++] = (char *)card->label;
+	argv[n++] = (char *)"--serial";
+	argv[n++] = (char *)card->serial;
+	argv[n++] = (char *)"--pid";
+	argv[n++] = self;
+	argv[n++] = (char *)"--user";
+	argv[n++] = (char *)user;
+	argv[n++] = (char *)"--action";
+	argv[n++] = (char *)action;
+	argv[n++] = (char *)(conf->removal_watch_required ? "--required" : "--optional");
+	if (claimed != NULL) {
+		argv[n++] = (char *)"--session";
+		argv[n++] = (char *)claimed;
+	}
+	if (debug)
+		argv[n++] = (char *)"--debug";
+	argv[n] = NULL;
 	struct sigaction dfl, old;
 	char **envp;
 	pid_t child;
@@ -219,7 +242,8 @@ start_watcher(const struct piv_conf *conf, const struct removal_card *card, cons
 		close(fds[0]);
 		return -1;
 	}
-	rc = await_ready(fds[0], (int)conf->card_timeout * 1000, pid, why, why_size);
+	rc = await_ready(fds[0], (int)conf->card_timeout * 1000, pid, session, session_size, why,
+	                 why_size);
 	close(fds[0]);
 	if (rc != 0 && *pid > 1) {
 		(void)kill(*pid, SIGKILL);
@@ -234,8 +258,8 @@ piv_removal_open(pam_handle_t *pamh, const struct piv_conf *conf, bool debug)
 	const void *data = NULL, *item = NULL;
 	const struct removal_card *card;
 	struct watcher_ref *ref;
-	const char *session, *user = "";
-	char why[600], esc_user[300], esc_label[140], esc_session[300];
+	const char *claimed, *user = "";
+	char why[600], esc_user[300], esc_label[140], esc_session[80], session[65];
 	pid_t pid;
 
 	if (conf->removal_action == PIV_REMOVAL_NONE)
@@ -251,32 +275,32 @@ piv_removal_open(pam_handle_t *pamh, const struct piv_conf *conf, bool debug)
 		user = item;
 	piv_escape_str(user, esc_user, sizeof(esc_user));
 	piv_escape_str(card->label, esc_label, sizeof(esc_label));
-	session = pam_getenv(pamh, "XDG_SESSION_ID");
-	if (session == NULL)
-		session = getenv("XDG_SESSION_ID");
-	if (session == NULL || !piv_valid_session_id(session)) {
-		piv_escape_str(session != NULL ? session : "", esc_session, sizeof(esc_session));
-		piv_fmt(why, sizeof(why), "%s", session == NULL ?
-		        "no logind session (XDG_SESSION_ID): pam_systemd must come before pam_piv "
-		        "in the session stack" : "XDG_SESSION_ID is not a logind session id");
-		pid = -1;
-	} else {
-		snprintf(esc_session, sizeof(esc_session), "%s", session);
-		if (start_watcher(conf, card, session, user, debug, &pid, why, sizeof(why)) == 0) {
-			if ((ref = calloc(1, sizeof(*ref))) != NULL) {
-				ref->pid = pid;
-				ref->start = proc_start_time(pid);
-				snprintf(ref->session, sizeof(ref->session), "%s", session);
-				if (pam_set_data(pamh, DATA_WATCHER, ref, free_data) != PAM_SUCCESS)
-					free(ref);
-			}
-			pam_syslog(pamh, LOG_INFO, "card removal watch started: session=%s user=%s "
-			           "token=\"%s\" action=%s watcher=%d", esc_session, esc_user, esc_label,
-			           conf->removal_action == PIV_REMOVAL_TERMINATE ? "terminate" : "lock",
-			           (int)pid);
-			return PAM_SUCCESS;
+	/* The session is the one logind has this process in (the watcher
+	 * asks it by pid): pam_systemd, earlier in the stack, has put it
+	 * there. XDG_SESSION_ID, if the PAM environment has it, must agree;
+	 * the process environment is the caller's and never counts (a sudo
+	 * user could name somebody else's session). */
+	claimed = pam_getenv(pamh, "XDG_SESSION_ID");
+	snprintf(esc_session, sizeof(esc_session), "?");
+	if (claimed != NULL && !piv_valid_session_id(claimed)) {
+		piv_fmt(why, sizeof(why), "XDG_SESSION_ID is not a logind session id");
+	} else if (start_watcher(conf, card, claimed, user, debug, &pid, session, sizeof(session),
+	                         why, sizeof(why)) == 0) {
+		if ((ref = calloc(1, sizeof(*ref))) != NULL) {
+			ref->pid = pid;
+			ref->start = proc_start_time(pid);
+			snprintf(ref->session, sizeof(ref->session), "%s", session);
+			if (pam_set_data(pamh, DATA_WATCHER, ref, free_data) != PAM_SUCCESS)
+				free(ref);
 		}
+		pam_syslog(pamh, LOG_INFO, "card removal watch started: session=%s user=%s "
+		           "token=\"%s\" action=%s watcher=%d", session, esc_user, esc_label,
+		           conf->removal_action == PIV_REMOVAL_TERMINATE ? "terminate" : "lock",
+		           (int)pid);
+		return PAM_SUCCESS;
 	}
+	if (claimed != NULL && piv_valid_session_id(claimed))
+		snprintf(esc_session, sizeof(esc_session), "%s", claimed);
 	if (conf->removal_watch_required) {
 		pam_syslog(pamh, LOG_ERR, "card removal watch failed: session=%s user=%s token=\"%s\" "
 		           "reason=\"%s\": the session does not open (removal_watch = required)",

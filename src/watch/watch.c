@@ -49,6 +49,7 @@
 
 struct opts {
 	const char *module, *label, *serial, *session, *user;
+	long pid;          /* the PAM process: its logind session is watched */
 	bool terminate, required, debug;
 };
 
@@ -330,6 +331,54 @@ logind_call(const char *method, char *why, size_t why_size)
 	return rc;
 }
 
+/* The logind session of the PAM process (GetSessionByPID): 0 with id,
+ * or -1 with why. An id that --session claimed must be that one. */
+static int
+find_session(char *id, size_t id_size, char *why, size_t why_size)
+{
+	sd_bus_error error = SD_BUS_ERROR_NULL;
+	sd_bus_message *reply = NULL;
+	const char *path;
+	char *decoded = NULL;
+	int r, rc = -1;
+
+	if (bus_open(why, why_size) != 0)
+		return -1;
+	r = sd_bus_call_method(bus, "org.freedesktop.login1", "/org/freedesktop/login1",
+	                       "org.freedesktop.login1.Manager", "GetSessionByPID", &error, &reply,
+	                       "u", (uint32_t)o.pid);
+	if (r < 0) {
+		if (sd_bus_error_has_name(&error, "org.freedesktop.login1.NoSessionForPID"))
+			piv_fmt(why, why_size, "the login is in no logind session (pam_systemd must "
+			        "come before pam_piv in the session stack)");
+		else
+			piv_fmt(why, why_size, "logind GetSessionByPID: %s",
+			        error.message != NULL ? error.message : strerror(-r));
+		goto out;
+	}
+	/* /org/freedesktop/login1/session/<escaped id> */
+	if (sd_bus_message_read(reply, "o", &path) < 0 ||
+	    sd_bus_path_decode(path, "/org/freedesktop/login1/session", &decoded) <= 0 ||
+	    decoded == NULL || strlen(decoded) >= id_size || strlen(decoded) == 0 ||
+	    strspn(decoded, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+	            strlen(decoded)) {
+		piv_fmt(why, why_size, "logind gave an unexpected session path");
+		goto out;
+	}
+	if (o.session != NULL && strcmp(o.session, decoded) != 0) {
+		piv_fmt(why, why_size, "XDG_SESSION_ID %s is not the logind session of this login "
+		        "(%s)", o.session, decoded);
+		goto out;
+	}
+	snprintf(id, id_size, "%s", decoded);
+	rc = 0;
+out:
+	free(decoded);
+	sd_bus_error_free(&error);
+	sd_bus_message_unref(reply);
+	return rc;
+}
+
 static pid_t
 start_card_child(int *fd, bool wait_for_card)
 {
@@ -458,7 +507,7 @@ watch(void)
 		if (kind == 'R') {
 			armed = true;
 			if (!ready_said) {
-				say("ready");
+				say("ready %s", o.session);
 				close(READY_FD);
 				ready_said = true;
 			} else {
@@ -523,8 +572,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: pam-piv-watch --module MODULE --label LABEL --serial SERIAL "
-	        "--session ID --user USER [--action lock|terminate] [--required|--optional] "
-	        "[--debug]\n"
+	        "--pid PID [--session ID] --user USER [--action lock|terminate] "
+	        "[--required|--optional] [--debug]\n"
 	        "Started by pam_piv's session phase (removal_action); see pam_piv.conf(5).\n");
 }
 
@@ -536,6 +585,7 @@ main(int argc, char **argv)
 		{ "label", required_argument, NULL, 'l' },
 		{ "serial", required_argument, NULL, 's' },
 		{ "session", required_argument, NULL, 'S' },
+		{ "pid", required_argument, NULL, 'p' },
 		{ "user", required_argument, NULL, 'u' },
 		{ "action", required_argument, NULL, 'a' },
 		{ "required", no_argument, NULL, 'r' },
@@ -547,7 +597,7 @@ main(int argc, char **argv)
 	};
 	struct sigaction sa;
 	const char *copy;
-	char why[400];
+	char why[400], session[65];
 	int opt, rc;
 
 	o.required = true;
@@ -557,6 +607,15 @@ main(int argc, char **argv)
 		case 'l': o.label = optarg; break;
 		case 's': o.serial = optarg; break;
 		case 'S': o.session = optarg; break;
+		case 'p': {
+			char *end;
+			o.pid = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || o.pid < 1 || o.pid > 4194304) {
+				usage(stderr);
+				return 2;
+			}
+			break;
+		}
 		case 'u': o.user = optarg; break;
 		case 'a':
 			if (strcmp(optarg, "lock") != 0 && strcmp(optarg, "terminate") != 0) {
@@ -574,7 +633,7 @@ main(int argc, char **argv)
 		}
 	}
 	if (optind != argc || o.module == NULL || o.label == NULL || o.serial == NULL ||
-	    o.session == NULL || o.user == NULL) {
+	    o.pid == 0 || o.user == NULL) {
 		usage(stderr);
 		return 2;
 	}
@@ -590,10 +649,11 @@ main(int argc, char **argv)
 	sigaction(SIGPIPE, &sa, NULL);
 	say("started %d", (int)getpid());
 	/* logind must know the session before anything is promised */
-	if ((rc = logind_call("GetSession", why, sizeof(why))) != 0) {
-		say("error %s", rc == 1 ? "logind does not know the session" : why);
+	if (find_session(session, sizeof(session), why, sizeof(why)) != 0) {
+		say("error %s", why);
 		return 1;
 	}
+	o.session = session;
 	rc = watch();
 	bus_drop();
 	if (log_copy != NULL)

@@ -30,9 +30,14 @@ path_in(const char *dir, const char *name)
 static int
 session_setup(void **state)
 {
+	char pids[64];
+
 	(void)state;
 	alarm(120);
 	write_file(path_in(bus_dir, "sessions"), "c1\nc2\n", 0644);
+	/* logind has this process (the login) in session c1 */
+	snprintf(pids, sizeof(pids), "%d c1\n", (int)getpid());
+	write_file(path_in(bus_dir, "pids"), pids, 0644);
 	unlink(path_in(bus_dir, "refuse"));
 	write_file(path_in(bus_dir, "login1.log"), "", 0644);
 	write_file(path_in(work, "presence-a"), "present\n", 0644);
@@ -176,6 +181,16 @@ login1_log(void)
 	return path_in(bus_dir, "login1.log");
 }
 
+/* Which logind session this process (the login) is in, as login1d says. */
+static void
+in_session(const char *id)
+{
+	char pids[100];
+
+	snprintf(pids, sizeof(pids), "%d %s\n", (int)getpid(), id);
+	write_file(path_in(bus_dir, "pids"), pids, 0644);
+}
+
 /* Removal to action, one case per mode: the action reaches logind within
  * 2 s, once, and the watcher logged it. */
 static void
@@ -258,6 +273,7 @@ test_two_sessions_two_cards(void **st)
 	start_session(&a, "piv_session", "alice", "c1");
 	must_open(&a);
 	configure_watch("two", "presence-b", "Bob card", true, NULL, NULL);
+	in_session("c2");
 	start_session(&b, "piv_session", "bob", "c2");
 	must_open(&b);
 	set_presence("presence-b", "absent");
@@ -430,18 +446,45 @@ test_bus_down(void **st)
 	check_cannot_watch(bus, "c1", "cannot reach the system bus");
 }
 
+/* XDG_SESSION_ID in the PAM environment names another session than the
+ * one logind has the login in. */
 static void
-test_unknown_session(void **st)
+test_session_id_disagrees(void **st)
 {
 	(void)st;
-	check_cannot_watch(NULL, "c9", "logind does not know the session");
+	check_cannot_watch(NULL, "c2",
+	                   "XDG_SESSION_ID c2 is not the logind session of this login (c1)");
 }
 
+/* logind has the login in no session (no pam_systemd before pam_piv). */
 static void
-test_no_session_id(void **st)
+test_no_session(void **st)
 {
 	(void)st;
-	check_cannot_watch(NULL, NULL, "no logind session (XDG_SESSION_ID)");
+	write_file(path_in(bus_dir, "pids"), "", 0644);
+	check_cannot_watch(NULL, NULL, "the login is in no logind session");
+}
+
+/* The process environment is the caller's (sudo keeps the user's):
+ * XDG_SESSION_ID there names nothing. The session watched is the one
+ * logind has the login in, and only that one is locked. */
+static void
+test_process_environment_ignored(void **st)
+{
+	struct sess s;
+
+	(void)st;
+	configure_watch("rsa2048", "presence-a", NULL, true, NULL, NULL);
+	setenv("XDG_SESSION_ID", "c2", 1);
+	start_session(&s, "piv_session", "alice", NULL);
+	unsetenv("XDG_SESSION_ID");
+	must_open(&s);
+	assert_true(file_has(s.log_path, "card removal watch started: session=c1 "));
+	set_presence("presence-a", "absent");
+	assert_true(wait_for(login1_log(), "LockSession c1 ", 3) >= 0);
+	assert_false(file_has(login1_log(), "LockSession c2"));
+	assert_int_equal(end_session(&s), PAM_SUCCESS);
+	assert_true(gone_within(s.watcher, 3));
 }
 
 /* The card is not in a reader any more when the session opens. */
@@ -525,8 +568,8 @@ main(void)
 		S(test_other_card_removed), S(test_session_closed_first),
 		S(test_session_gone_in_logind), S(test_password_session_not_watched),
 		S(test_watcher_killed), S(test_module_crash_required), S(test_module_crash_optional),
-		S(test_module_hang_required), S(test_bus_down), S(test_unknown_session),
-		S(test_no_session_id), S(test_card_gone_before_session), S(test_logind_refuses),
+		S(test_module_hang_required), S(test_bus_down), S(test_session_id_disagrees),
+		S(test_no_session), S(test_process_environment_ignored), S(test_card_gone_before_session), S(test_logind_refuses),
 		S(test_removal_action_none),
 	};
 #undef S
