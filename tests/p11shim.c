@@ -3,7 +3,8 @@
  * mechanisms, slots, objects, lengths and signatures or injects failures,
  * hangs, crashes and a card pulled mid-login.
  *
- * Every knob is off while its variable is unset or empty, and any of them
+ * Every knob is off while its variable is unset or empty (but
+ * P11SHIM_PRESENCE_LABEL, which must not be empty), and any of them
  * combine.  A value the shim cannot parse fails C_Initialize with
  * CKR_GENERAL_ERROR and says why on stderr and in the log.  Lists are
  * separated by commas.  RV is a CKR_* name or a number (0x32); N counts the
@@ -52,12 +53,88 @@
  *                      C_OpenSession, C_InitToken and C_GetMechanismList/Info
  *                      return CKR_TOKEN_NOT_PRESENT; every other call that
  *                      names a session returns P11SHIM_REMOVED_RV.
- *                      C_CloseSession, C_CloseAllSessions, C_GetInfo,
- *                      C_WaitForSlotEvent and C_Finalize still reach the
- *                      target, so callers can clean up.  Fake slots stay.
- *                      Lasts until C_Finalize.
+ *                      C_CloseSession, C_CloseAllSessions, C_GetInfo and
+ *                      C_Finalize still reach the target, so callers can
+ *                      clean up.  Fake slots stay.
+ *                      Lasts until C_Finalize; counts as "absent" below.
  * P11SHIM_REMOVED_RV=RV  default CKR_DEVICE_REMOVED; CKR_SESSION_HANDLE_INVALID
- *                      is what PKCS#11 itself prescribes.
+ *                      is what PKCS#11 itself prescribes.  OpenSC answers
+ *                      both: CKR_DEVICE_REMOVED from a call that reaches the
+ *                      card before the module has noticed the removal, and
+ *                      CKR_SESSION_HANDLE_INVALID once a slot call
+ *                      (C_GetSlotList, C_GetSlotInfo, C_WaitForSlotEvent) has
+ *                      noticed it and closed the slot's sessions.
+ * P11SHIM_PRESENCE_FILE=PATH
+ *                      where the real card is, read again (a few bytes) by
+ *                      every call that depends on it, so a test can pull it
+ *                      at any moment.  Missing, empty, "present" or anything
+ *                      else (a trailing newline is allowed): in its reader.
+ *                      "absent": gone, as with P11SHIM_REMOVED_AFTER above:
+ *                      C_GetSlotList(TRUE) omits the real slots (FALSE lists
+ *                      them), C_GetSlotInfo clears CKF_TOKEN_PRESENT,
+ *                      C_GetTokenInfo and C_OpenSession return
+ *                      CKR_TOKEN_NOT_PRESENT and calls on sessions
+ *                      P11SHIM_REMOVED_RV.  "other": another card is in the
+ *                      reader: C_GetTokenInfo of every real slot says label
+ *                      "other card", serial "OTHERCARD0000001"; C_FindObjects
+ *                      finds nothing, C_GetAttributeValue, C_GetObjectSize,
+ *                      C_SetAttributeValue, C_CopyObject and C_DestroyObject
+ *                      return CKR_OBJECT_HANDLE_INVALID and the C_*Init of
+ *                      key operations, C_DigestKey and C_DeriveKey
+ *                      CKR_KEY_HANDLE_INVALID.  Sessions belong to the card
+ *                      they were opened on: once a call has seen the state
+ *                      change, calls on sessions opened before return
+ *                      P11SHIM_REMOVED_RV (C_CloseSession still works), and
+ *                      the first C_OpenSession after it logs the token out,
+ *                      so no login outlives its card.  Each change seen is
+ *                      logged as "C_Name presence=STATE".  Replace the file
+ *                      (write another, mv it over): "echo absent >FILE"
+ *                      empties it first, and a call may read it empty.
+ * P11SHIM_PRESENCE_LABEL=LABEL
+ *                      two cards in two readers, only one of them pulled
+ *                      or replaced: the state above (the presence file's,
+ *                      and P11SHIM_REMOVED_AFTER's removal) applies only to
+ *                      the real slots whose token label, as the target's
+ *                      C_GetTokenInfo says it (asked once per slot, trailing
+ *                      spaces removed), is LABEL; all the other real slots
+ *                      stay present whatever the file says.  So
+ *                      C_GetSlotList(TRUE) omits, C_GetSlotInfo,
+ *                      C_GetTokenInfo and C_OpenSession refuse or lie about
+ *                      only those slots; only the sessions opened on them
+ *                      go stale or fail (sessions on other slots keep
+ *                      working and their logins stay), and
+ *                      C_WaitForSlotEvent names the first of them.  Empty,
+ *                      longer than 32 bytes, ending in a blank or without
+ *                      P11SHIM_PRESENCE_FILE or P11SHIM_REMOVED_AFTER: a
+ *                      configuration error.
+ * P11SHIM_SLOT_EVENTS=1
+ *                      the shim answers C_WaitForSlotEvent with events.
+ *                      Without it, C_WaitForSlotEvent is always
+ *                      CKR_FUNCTION_NOT_SUPPORTED and never reaches the
+ *                      target (SoftHSM2 2.6 answers that only when asked to
+ *                      block, CKR_NO_EVENT to CKF_DONT_BLOCK, which
+ *                      P11SHIM_FAIL=C_WaitForSlotEvent:CKR_NO_EVENT can
+ *                      imitate).  An event is a change of
+ *                      the card's state (present, absent, other) that any
+ *                      call has seen since the previous C_WaitForSlotEvent
+ *                      reported one (or since C_Initialize); it names the
+ *                      first real slot with an initialized token (with
+ *                      P11SHIM_PRESENCE_LABEL: with that label).  With
+ *                      CKF_DONT_BLOCK: CKR_NO_EVENT or CKR_OK.  Without: the
+ *                      presence file is read every 50 ms until a change; a
+ *                      C_Finalize from another thread makes the call return
+ *                      CKR_CRYPTOKI_NOT_INITIALIZED (C_Finalize waits up to
+ *                      2 s for it to leave).  A NULL pSlot is
+ *                      CKR_ARGUMENTS_BAD.  Logged as "C_WaitForSlotEvent
+ *                      slot=0x... rv=0x0" when it reports one.
+ * P11SHIM_FAULT_FILE=PATH
+ *                      read by every call (C_GetFunctionList aside) before
+ *                      anything else, and every 50 ms by a blocked
+ *                      C_WaitForSlotEvent: "crash" makes it die of SIGSEGV
+ *                      and "hang" sleep forever, logged as with
+ *                      P11SHIM_CRASH and P11SHIM_HANG, so a test can break
+ *                      a process that is already running.  Missing, empty
+ *                      or anything else: nothing.
  * P11SHIM_ATTR_LEN=huge|unavailable|zero|NUMBER|grow|shrink|underfill
  *                      lies about the length of CKA_VALUE of certificates
  *                      (fake ones included).  huge (0x7fffffff),
@@ -114,6 +191,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -139,6 +217,7 @@
 #define SHIM_MAX_FAKE_SESSIONS 1024UL
 #define SHIM_MAX_FAKE_OBJECTS 65535UL
 #define SHIM_MAX_FINDS 64
+#define SHIM_MAX_LABEL_SLOTS 64
 #define SHIM_GARBAGE_LEN 768UL
 #define SHIM_ATTR_HUGE 0x7fffffffUL
 
@@ -188,12 +267,12 @@
     X(C_SignUpdate, (CK_SESSION_HANDLE session, CK_BYTE_PTR part,              \
                      CK_ULONG part_len))                                       \
     X(C_SignFinal, (CK_SESSION_HANDLE session, CK_BYTE_PTR sig,                \
-                    CK_ULONG_PTR sig_len))
+                    CK_ULONG_PTR sig_len))                                     \
+    X(C_WaitForSlotEvent, (CK_FLAGS flags, CK_SLOT_ID_PTR slot,                \
+                           CK_VOID_PTR reserved))
 
 #define SHIM_FORWARDED(X)                                                      \
     X(C_GetInfo, (CK_INFO_PTR info), (info))                                   \
-    X(C_WaitForSlotEvent, (CK_FLAGS flags, CK_SLOT_ID_PTR slot,                \
-                           CK_VOID_PTR reserved), (flags, slot, reserved))     \
     X(C_InitToken, (CK_SLOT_ID slot, CK_UTF8CHAR_PTR pin, CK_ULONG pin_len,    \
                     CK_UTF8CHAR_PTR label), (slot, pin, pin_len, label))       \
     X(C_InitPIN, (CK_SESSION_HANDLE s, CK_UTF8CHAR_PTR pin, CK_ULONG pin_len), \
@@ -499,6 +578,28 @@ struct shim_config {
     bool fake_objects_first;
     CK_BYTE_PTR object_der; /* heap; P11SHIM_OBJECTS=N:PATH */
     CK_ULONG object_der_len;
+    char presence_path[4096]; /* P11SHIM_PRESENCE_FILE */
+    char fault_path[4096];    /* P11SHIM_FAULT_FILE */
+    char presence_label[33];  /* P11SHIM_PRESENCE_LABEL; "": every slot */
+    bool slot_events;
+};
+
+/* Where the real card is (P11SHIM_PRESENCE_FILE, P11SHIM_REMOVED_AFTER). */
+enum presence { PRESENCE_PRESENT, PRESENCE_ABSENT, PRESENCE_OTHER };
+
+/* A session on a real token while P11SHIM_PRESENCE_FILE or
+ * P11SHIM_PRESENCE_LABEL is on, the card state (epoch) it was opened in
+ * and its slot. */
+struct real_session {
+    CK_SESSION_HANDLE handle;
+    unsigned long epoch;
+    CK_SLOT_ID slot;
+};
+
+/* P11SHIM_PRESENCE_LABEL: whether a real slot's token has the label. */
+struct slot_label {
+    CK_SLOT_ID slot;
+    bool matches;
 };
 
 /* A C_SignInit on a session whose operation has not ended yet; only kept
@@ -543,7 +644,28 @@ static struct {
     struct fake_session fake_sessions[SHIM_MAX_FAKE_SESSIONS];
     bool fake_logged_in[SHIM_MAX_FAKE_SLOTS];
     struct object_find finds[SHIM_MAX_FINDS];
+    /* The card state last seen, and how many changes were seen since
+     * C_Initialize; what C_WaitForSlotEvent last reported and which epoch
+     * C_OpenSession last logged the token out in. */
+    enum presence presence;
+    unsigned long epoch;
+    unsigned long wait_epoch;
+    unsigned long logout_epoch;
+    CK_SLOT_ID event_slot;
+    struct real_session *sessions; /* heap */
+    size_t n_sessions;
+    size_t cap_sessions;
+    struct slot_label labels[SHIM_MAX_LABEL_SLOTS];
+    size_t n_labels;
 } shim = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* For a C_WaitForSlotEvent blocked in another thread, which C_Finalize must
+ * wake without taking shim.lock from under it: live is cleared first, then
+ * C_Finalize waits for the waiters to leave before it resets anything. */
+static struct {
+    atomic_bool live;
+    atomic_int waiters;
+} slot_wait;
 
 /* Some modules leave slots of their list NULL; the caller must not crash. */
 #define FORWARD(name, args)                                                    \
@@ -649,6 +771,46 @@ static _Noreturn void crash_now(void)
     abort();
 }
 
+/* The content of a small file without trailing blanks and newlines, for
+ * P11SHIM_PRESENCE_FILE and P11SHIM_FAULT_FILE; false if it cannot be
+ * read.  Cheap enough for every call, and errno is the caller's. */
+static bool read_word(const char *path, char *buf, size_t size)
+{
+    int saved_errno = errno;
+    ssize_t n = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd >= 0) {
+        do
+            n = read(fd, buf, size - 1);
+        while (n < 0 && errno == EINTR);
+        close(fd);
+    }
+    errno = saved_errno;
+    if (n < 0)
+        return false;
+    while (n > 0 && strchr(" \t\r\n", buf[n - 1]) != NULL)
+        n--;
+    buf[n] = '\0';
+    return true;
+}
+
+/* P11SHIM_FAULT_FILE: a hang or crash asked for while the process runs. */
+static void fault_file_check(enum shim_fn fn, const char *extra)
+{
+    char word[16];
+    if (shim.cfg.fault_path[0] == '\0' ||
+        !read_word(shim.cfg.fault_path, word, sizeof word))
+        return;
+    if (strcmp(word, "hang") == 0) {
+        log_event(fn, extra, "hang");
+        hang_forever();
+    }
+    if (strcmp(word, "crash") == 0) {
+        log_event(fn, extra, "crash");
+        crash_now();
+    }
+}
+
 /* Counts the call, then: true when a fault rule answers it; *rv is then
  * the answer.  Every shim_C_* function starts here. */
 static bool fault_intercept(enum shim_fn fn, const char *extra, CK_RV *rv)
@@ -656,6 +818,7 @@ static bool fault_intercept(enum shim_fn fn, const char *extra, CK_RV *rv)
     pthread_mutex_lock(&shim.lock);
     unsigned long call = ++shim.calls[fn];
     pthread_mutex_unlock(&shim.lock);
+    fault_file_check(fn, extra);
 
     const struct fault_rule *hit = NULL;
     for (size_t i = 0; i < shim.cfg.n_rules; i++) {
@@ -681,16 +844,144 @@ static bool fault_intercept(enum shim_fn fn, const char *extra, CK_RV *rv)
     return false;
 }
 
-/* True when the real card has been pulled (P11SHIM_REMOVED_AFTER) and this
- * call cannot reach it; *rv is then the answer.  Calls for fake slots and
- * sessions are answered before this is asked. */
-static bool card_gone(enum shim_fn fn, CK_RV *rv)
+/* What the presence file says, P11SHIM_REMOVED_AFTER overriding it.
+ * Expects shim.lock held, so that calls in several threads see the
+ * changes in the order the file went through them. */
+static enum presence presence_read_locked(void)
+{
+    char word[16];
+    if (shim.card_removed)
+        return PRESENCE_ABSENT;
+    if (shim.cfg.presence_path[0] == '\0' ||
+        !read_word(shim.cfg.presence_path, word, sizeof word))
+        return PRESENCE_PRESENT;
+    if (strcmp(word, "absent") == 0)
+        return PRESENCE_ABSENT;
+    if (strcmp(word, "other") == 0)
+        return PRESENCE_OTHER;
+    return PRESENCE_PRESENT;
+}
+
+static const char *const presence_events[] = {
+    [PRESENCE_PRESENT] = "presence=present",
+    [PRESENCE_ABSENT] = "presence=absent",
+    [PRESENCE_OTHER] = "presence=other",
+};
+
+/* Where the card is now; a change is counted in shim.epoch and logged.
+ * *epoch (if not NULL) is the count after this look. */
+static enum presence presence_now(enum shim_fn fn, unsigned long *epoch)
 {
     pthread_mutex_lock(&shim.lock);
-    bool gone = shim.card_removed;
+    enum presence p = presence_read_locked();
+    bool changed = p != shim.presence;
+    if (changed) {
+        shim.presence = p;
+        shim.epoch++;
+    }
+    if (epoch != NULL)
+        *epoch = shim.epoch;
     pthread_mutex_unlock(&shim.lock);
-    if (!gone)
+    if (changed && shim.cfg.presence_path[0] != '\0')
+        log_event(fn, NULL, presence_events[p]);
+    return p;
+}
+
+/* Where the card was at the last look, without looking again. */
+static enum presence presence_seen(void)
+{
+    pthread_mutex_lock(&shim.lock);
+    enum presence p = shim.presence;
+    pthread_mutex_unlock(&shim.lock);
+    return p;
+}
+
+/* Whether the session was opened on a card that has left since (only
+ * sessions opened while P11SHIM_PRESENCE_FILE is on are known). */
+static bool session_stale(CK_SESSION_HANDLE session, unsigned long epoch)
+{
+    bool stale = false;
+    pthread_mutex_lock(&shim.lock);
+    for (size_t i = 0; i < shim.n_sessions; i++) {
+        if (shim.sessions[i].handle == session) {
+            stale = shim.sessions[i].epoch != epoch;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&shim.lock);
+    return stale;
+}
+
+/* Whether the card's state applies to this real slot: always, unless
+ * P11SHIM_PRESENCE_LABEL names another token than the one the target has
+ * in it.  The target is asked once per slot (labels do not change while
+ * the tests run); a slot it cannot answer for does not match. */
+static bool label_matches(CK_SLOT_ID slot)
+{
+    const char *label = shim.cfg.presence_label;
+    if (label[0] == '\0')
+        return true;
+    pthread_mutex_lock(&shim.lock);
+    for (size_t i = 0; i < shim.n_labels; i++) {
+        if (shim.labels[i].slot == slot) {
+            bool matches = shim.labels[i].matches;
+            pthread_mutex_unlock(&shim.lock);
+            return matches;
+        }
+    }
+    pthread_mutex_unlock(&shim.lock);
+
+    CK_TOKEN_INFO info;
+    if (FORWARD(C_GetTokenInfo, (slot, &info)) != CKR_OK)
         return false;
+    size_t len = sizeof info.label;
+    while (len > 0 && (info.label[len - 1] == ' ' || info.label[len - 1] == '\0'))
+        len--;
+    bool matches = len == strlen(label) && memcmp(info.label, label, len) == 0;
+
+    pthread_mutex_lock(&shim.lock);
+    bool known = false;
+    for (size_t i = 0; i < shim.n_labels; i++)
+        known |= shim.labels[i].slot == slot;
+    if (!known && shim.n_labels < SHIM_MAX_LABEL_SLOTS)
+        shim.labels[shim.n_labels++] = (struct slot_label){ slot, matches };
+    pthread_mutex_unlock(&shim.lock);
+    return matches;
+}
+
+/* Whether the card's state applies to this session: always without
+ * P11SHIM_PRESENCE_LABEL; with it, if the session was opened on a slot
+ * with that label (a handle the shim never handed out is the target's to
+ * reject). */
+static bool session_follows_card(CK_SESSION_HANDLE session)
+{
+    if (shim.cfg.presence_label[0] == '\0')
+        return true;
+    bool known = false;
+    CK_SLOT_ID slot = 0;
+    pthread_mutex_lock(&shim.lock);
+    for (size_t i = 0; i < shim.n_sessions; i++) {
+        if (shim.sessions[i].handle == session) {
+            known = true;
+            slot = shim.sessions[i].slot;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&shim.lock);
+    return known && label_matches(slot);
+}
+
+/* True when this call cannot reach the real card: it is gone
+ * (P11SHIM_REMOVED_AFTER, P11SHIM_PRESENCE_FILE "absent"), it is not the
+ * card the session was opened on, or it is the other card, which has none
+ * of the first one's objects; *rv is then the answer.  handle is the slot
+ * for C_GetTokenInfo, C_GetMechanismList/Info, C_InitToken and
+ * C_OpenSession and the session for the calls that name one; with
+ * P11SHIM_PRESENCE_LABEL, only the slots with that label and the sessions
+ * on them follow the card.  Calls for fake slots and sessions are answered
+ * before this is asked. */
+static bool card_gone(enum shim_fn fn, CK_ULONG handle, CK_RV *rv)
+{
     switch (fn) {
     case SHIM_FN_C_Initialize:
     case SHIM_FN_C_Finalize:
@@ -701,16 +992,51 @@ static bool card_gone(enum shim_fn fn, CK_RV *rv)
     case SHIM_FN_C_CloseSession:  /* the target must forget the session */
     case SHIM_FN_C_CloseAllSessions:
         return false;
+    default:
+        break;
+    }
+    unsigned long epoch;
+    enum presence p = presence_now(fn, &epoch);
+    switch (fn) {
     case SHIM_FN_C_GetTokenInfo:
     case SHIM_FN_C_GetMechanismList:
     case SHIM_FN_C_GetMechanismInfo:
     case SHIM_FN_C_InitToken:
     case SHIM_FN_C_OpenSession:
+        if (p != PRESENCE_ABSENT || !label_matches(handle))
+            return false;
         *rv = CKR_TOKEN_NOT_PRESENT;
         return true;
     default:
+        break;
+    }
+    if ((p == PRESENCE_ABSENT || session_stale(handle, epoch)) &&
+        session_follows_card(handle)) {
         *rv = shim.cfg.removed_rv;
         return true;
+    }
+    if (p != PRESENCE_OTHER || !session_follows_card(handle))
+        return false;
+    switch (fn) {
+    case SHIM_FN_C_GetAttributeValue:
+    case SHIM_FN_C_SetAttributeValue:
+    case SHIM_FN_C_GetObjectSize:
+    case SHIM_FN_C_CopyObject:
+    case SHIM_FN_C_DestroyObject:
+        *rv = CKR_OBJECT_HANDLE_INVALID;
+        return true;
+    case SHIM_FN_C_SignInit:
+    case SHIM_FN_C_SignRecoverInit:
+    case SHIM_FN_C_VerifyInit:
+    case SHIM_FN_C_VerifyRecoverInit:
+    case SHIM_FN_C_EncryptInit:
+    case SHIM_FN_C_DecryptInit:
+    case SHIM_FN_C_DigestKey:
+    case SHIM_FN_C_DeriveKey:
+        *rv = CKR_KEY_HANDLE_INVALID;
+        return true;
+    default:
+        return false;
     }
 }
 
@@ -758,15 +1084,63 @@ static bool parse_bool(const char *env, const char *value, bool *out,
     return false;
 }
 
-static bool parse_log(struct shim_config *cfg, const char *env,
-                      const char *value, char *err, size_t errlen)
+static bool parse_path(const char *env, const char *value, char *path,
+                       size_t size, char *err, size_t errlen)
 {
-    if (strlen(value) >= sizeof cfg->log_path) {
+    if (strlen(value) >= size) {
         snprintf(err, errlen, "%s: path too long", env);
         return false;
     }
-    strcpy(cfg->log_path, value);
+    strcpy(path, value);
     return true;
+}
+
+static bool parse_log(struct shim_config *cfg, const char *env,
+                      const char *value, char *err, size_t errlen)
+{
+    return parse_path(env, value, cfg->log_path, sizeof cfg->log_path, err,
+                      errlen);
+}
+
+static bool parse_presence_file(struct shim_config *cfg, const char *env,
+                                const char *value, char *err, size_t errlen)
+{
+    return parse_path(env, value, cfg->presence_path,
+                      sizeof cfg->presence_path, err, errlen);
+}
+
+/* Called with an empty value too, which would match no token. */
+static bool parse_presence_label(struct shim_config *cfg, const char *env,
+                                 const char *value, char *err, size_t errlen)
+{
+    size_t len = strlen(value);
+    if (len == 0) {
+        snprintf(err, errlen, "%s: empty label", env);
+        return false;
+    }
+    if (len >= sizeof cfg->presence_label) {
+        snprintf(err, errlen, "%s: label longer than 32 bytes", env);
+        return false;
+    }
+    if (value[len - 1] == ' ') {
+        snprintf(err, errlen, "%s: label '%.32s' ends in a blank", env, value);
+        return false;
+    }
+    memcpy(cfg->presence_label, value, len + 1);
+    return true;
+}
+
+static bool parse_fault_file(struct shim_config *cfg, const char *env,
+                             const char *value, char *err, size_t errlen)
+{
+    return parse_path(env, value, cfg->fault_path, sizeof cfg->fault_path,
+                      err, errlen);
+}
+
+static bool parse_slot_events(struct shim_config *cfg, const char *env,
+                              const char *value, char *err, size_t errlen)
+{
+    return parse_bool(env, value, &cfg->slot_events, err, errlen);
 }
 
 static bool parse_pin(struct shim_config *cfg, const char *env,
@@ -1190,6 +1564,10 @@ static const struct setting {
     { "P11SHIM_SIG", parse_sig },
     { "P11SHIM_SLOTS", parse_slots },
     { "P11SHIM_OBJECTS", parse_objects },
+    { "P11SHIM_PRESENCE_FILE", parse_presence_file },
+    { "P11SHIM_PRESENCE_LABEL", parse_presence_label },
+    { "P11SHIM_SLOT_EVENTS", parse_slot_events },
+    { "P11SHIM_FAULT_FILE", parse_fault_file },
 };
 
 static void config_defaults(struct shim_config *cfg)
@@ -1213,19 +1591,30 @@ static bool load_config(void)
 {
     struct shim_config cfg;
     char err[320] = "";
+    bool ok = true;
     config_defaults(&cfg);
-    for (size_t i = 0; i < ARRAY_LEN(settings); i++) {
+    for (size_t i = 0; ok && i < ARRAY_LEN(settings); i++) {
         const char *value = getenv(settings[i].env);
-        if (value == NULL || value[0] == '\0')
+        /* An empty label is an error, not the knob off. */
+        bool empty_too = settings[i].parse == parse_presence_label;
+        if (value == NULL || (value[0] == '\0' && !empty_too))
             continue;
-        if (!settings[i].parse(&cfg, settings[i].env, value, err, sizeof err)) {
-            char line[400];
-            snprintf(line, sizeof line, "p11shim: config error: %s\n", err);
-            fputs(line, stderr);
-            append_text(cfg.log_path, line);
-            config_free(&cfg);
-            return false;
-        }
+        ok = settings[i].parse(&cfg, settings[i].env, value, err, sizeof err);
+    }
+    /* A label with nothing to apply to would silently test nothing. */
+    if (ok && cfg.presence_label[0] != '\0' && cfg.presence_path[0] == '\0' &&
+        !cfg.removed_after) {
+        snprintf(err, sizeof err, "P11SHIM_PRESENCE_LABEL needs "
+                 "P11SHIM_PRESENCE_FILE or P11SHIM_REMOVED_AFTER");
+        ok = false;
+    }
+    if (!ok) {
+        char line[400];
+        snprintf(line, sizeof line, "p11shim: config error: %s\n", err);
+        fputs(line, stderr);
+        append_text(cfg.log_path, line);
+        config_free(&cfg);
+        return false;
     }
     config_free(&shim.cfg);
     shim.cfg = cfg;
@@ -1349,12 +1738,18 @@ static void sign_refuse(CK_SESSION_HANDLE session, CK_BYTE_PTR data,
  * Forwarded functions: fault table, card removal, target, log.
  * ------------------------------------------------------------------------ */
 
+/* The first argument: the session of all of them but C_GetInfo, for which
+ * card_gone does not look at it, and C_InitToken, whose slot it is. */
+#define SHIM_FIRST_ARG_(first, ...) first
+#define SHIM_FIRST_ARG(...) SHIM_FIRST_ARG_(__VA_ARGS__, 0)
+#define SHIM_SESSION_ARG(args) ((CK_SESSION_HANDLE)(uintptr_t)(SHIM_FIRST_ARG args))
+
 #define SHIM_DEFINE_FORWARDER(name, params, args)                              \
     static CK_RV shim_##name params                                            \
     {                                                                          \
         CK_RV rv;                                                              \
         if (!fault_intercept(SHIM_FN_##name, NULL, &rv) &&                     \
-            !card_gone(SHIM_FN_##name, &rv))                                   \
+            !card_gone(SHIM_FN_##name, SHIM_SESSION_ARG(args), &rv))           \
             rv = FORWARD(name, args);                                          \
         return log_call(SHIM_FN_##name, NULL, rv);                             \
     }
@@ -2089,7 +2484,43 @@ static void reset_state(void)
     for (size_t i = 0; i < SHIM_MAX_FINDS; i++)
         free(shim.finds[i].matches);
     memset(shim.finds, 0, sizeof shim.finds);
+    shim.presence = PRESENCE_PRESENT;
+    shim.epoch = shim.wait_epoch = shim.logout_epoch = 0;
+    shim.event_slot = 0;
+    free(shim.sessions);
+    shim.sessions = NULL;
+    shim.n_sessions = shim.cap_sessions = 0;
+    memset(shim.labels, 0, sizeof shim.labels);
+    shim.n_labels = 0;
     pthread_mutex_unlock(&shim.lock);
+}
+
+/* The slot C_WaitForSlotEvent names: the first real one with an
+ * initialized token (with P11SHIM_PRESENCE_LABEL, the first with that
+ * label, if any), asked once while C_Initialize has the module to
+ * itself. */
+static CK_SLOT_ID find_event_slot(void)
+{
+    CK_SLOT_ID slots[64], found = 0;
+    CK_ULONG n = 64;
+    if (FORWARD(C_GetSlotList, (CK_TRUE, slots, &n)) != CKR_OK || n == 0)
+        return 0;
+    if (shim.cfg.presence_label[0] != '\0') {
+        for (CK_ULONG i = 0; i < n; i++) {
+            if (label_matches(slots[i]))
+                return slots[i];
+        }
+    }
+    found = slots[0];
+    for (CK_ULONG i = 0; i < n; i++) {
+        CK_TOKEN_INFO info;
+        if (FORWARD(C_GetTokenInfo, (slots[i], &info)) == CKR_OK &&
+            (info.flags & CKF_TOKEN_INITIALIZED) != 0) {
+            found = slots[i];
+            break;
+        }
+    }
+    return found;
 }
 
 extern char **environ;
@@ -2162,11 +2593,20 @@ static CK_RV shim_C_Initialize(CK_VOID_PTR init_args)
 
     rv = FORWARD(C_Initialize, (init_args));
     if (rv == CKR_OK && fresh) {
+        CK_SLOT_ID event_slot = shim.cfg.slot_events ? find_event_slot() : 0;
         pthread_mutex_lock(&shim.lock);
         shim.initialized = true;
         shim.fake_login_pending = shim.cfg.login_already_logged_in;
         memset(shim.ops, 0, sizeof shim.ops);
+        /* Where the card is now is no event. */
+        shim.presence = presence_read_locked();
+        enum presence p = shim.presence;
+        shim.epoch = shim.wait_epoch = shim.logout_epoch = 0;
+        shim.event_slot = event_slot;
         pthread_mutex_unlock(&shim.lock);
+        atomic_store(&slot_wait.live, true);
+        if (p != PRESENCE_PRESENT)
+            log_event(SHIM_FN_C_Initialize, NULL, presence_events[p]);
     }
     return log_call(SHIM_FN_C_Initialize, NULL, rv);
 }
@@ -2176,29 +2616,37 @@ static CK_RV shim_C_Finalize(CK_VOID_PTR reserved)
     CK_RV rv;
     if (fault_intercept(SHIM_FN_C_Finalize, NULL, &rv))
         return log_call(SHIM_FN_C_Finalize, NULL, rv);
+    /* A waiter leaves within one 50 ms round; one that hangs on purpose
+     * never does, hence the bound. */
+    bool was_live = atomic_exchange(&slot_wait.live, false);
+    for (int i = 0; i < 200 && atomic_load(&slot_wait.waiters) > 0; i++) {
+        struct timespec ts = { .tv_sec = 0, .tv_nsec = 10 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
     rv = FORWARD(C_Finalize, (reserved));
     /* Logged before the reset forgets where the log is. */
     log_call(SHIM_FN_C_Finalize, NULL, rv);
     if (rv == CKR_OK || rv == CKR_CRYPTOKI_NOT_INITIALIZED)
         reset_state();
+    else if (was_live)
+        atomic_store(&slot_wait.live, true);
     return rv;
 }
 
-/* The target's slots, none of them once the card is gone and only slots
- * with a token are asked for, and the fake ones before or after them. */
+/* The target's slots, none of them (with P11SHIM_PRESENCE_LABEL, none of
+ * those with the label) once the card is gone and only slots with a token
+ * are asked for, and the fake ones before or after them. */
 static CK_RV merged_slot_list(CK_BBOOL present, CK_SLOT_ID_PTR list,
-                              CK_ULONG_PTR count)
+                              CK_ULONG_PTR count, bool gone)
 {
     if (count == NULL)
         return CKR_ARGUMENTS_BAD;
-    pthread_mutex_lock(&shim.lock);
-    bool gone = shim.card_removed && present;
-    pthread_mutex_unlock(&shim.lock);
 
     CK_SLOT_ID_PTR real = NULL;
     CK_ULONG n_real = 0;
     CK_RV rv = CKR_OK;
-    for (int attempt = 0; !gone; attempt++) {
+    bool all_gone = gone && shim.cfg.presence_label[0] == '\0';
+    for (int attempt = 0; !all_gone; attempt++) {
         rv = FORWARD(C_GetSlotList, (present, NULL, &n_real));
         if (rv != CKR_OK)
             break;
@@ -2222,6 +2670,14 @@ static CK_RV merged_slot_list(CK_BBOOL present, CK_SLOT_ID_PTR list,
     if (rv != CKR_OK) {
         free(real);
         return rv;
+    }
+    if (gone) {
+        CK_ULONG kept = 0;
+        for (CK_ULONG i = 0; i < n_real; i++) {
+            if (!label_matches(real[i]))
+                real[kept++] = real[i];
+        }
+        n_real = kept;
     }
 
     CK_ULONG n_fake = shim.cfg.fake_slots, total = n_fake + n_real;
@@ -2249,11 +2705,10 @@ static CK_RV shim_C_GetSlotList(CK_BBOOL present, CK_SLOT_ID_PTR list,
     CK_RV rv;
     if (fault_intercept(SHIM_FN_C_GetSlotList, NULL, &rv))
         return log_call(SHIM_FN_C_GetSlotList, NULL, rv);
-    pthread_mutex_lock(&shim.lock);
-    bool gone = shim.card_removed && present;
-    pthread_mutex_unlock(&shim.lock);
+    bool gone = present &&
+                presence_now(SHIM_FN_C_GetSlotList, NULL) == PRESENCE_ABSENT;
     if (shim.cfg.fake_slots > 0 || gone)
-        rv = merged_slot_list(present, list, count);
+        rv = merged_slot_list(present, list, count, gone);
     else
         rv = FORWARD(C_GetSlotList, (present, list, count));
     return log_call(SHIM_FN_C_GetSlotList, NULL, rv);
@@ -2267,10 +2722,8 @@ static CK_RV shim_C_GetSlotInfo(CK_SLOT_ID slot, CK_SLOT_INFO_PTR info)
     if (is_fake_slot(slot))
         return log_fake(SHIM_FN_C_GetSlotInfo, NULL, fake_slot_info(slot, info));
     rv = FORWARD(C_GetSlotInfo, (slot, info));
-    pthread_mutex_lock(&shim.lock);
-    bool gone = shim.card_removed;
-    pthread_mutex_unlock(&shim.lock);
-    if (rv == CKR_OK && info != NULL && gone) {
+    bool gone = presence_now(SHIM_FN_C_GetSlotInfo, NULL) == PRESENCE_ABSENT;
+    if (rv == CKR_OK && info != NULL && gone && label_matches(slot)) {
         info->flags &= ~CKF_TOKEN_PRESENT;
         info->flags |= CKF_REMOVABLE_DEVICE;
     }
@@ -2284,13 +2737,19 @@ static CK_RV shim_C_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
         return log_call(SHIM_FN_C_GetTokenInfo, NULL, rv);
     if (is_fake_slot(slot))
         return log_fake(SHIM_FN_C_GetTokenInfo, NULL, fake_token_info(slot, info));
-    if (card_gone(SHIM_FN_C_GetTokenInfo, &rv))
+    if (card_gone(SHIM_FN_C_GetTokenInfo, slot, &rv))
         return log_call(SHIM_FN_C_GetTokenInfo, NULL, rv);
     rv = FORWARD(C_GetTokenInfo, (slot, info));
     if (rv == CKR_OK && info != NULL) {
         info->flags |= shim.cfg.pin_flags;
         if (shim.cfg.protected_auth)
             info->flags |= CKF_PROTECTED_AUTHENTICATION_PATH;
+        if (presence_seen() == PRESENCE_OTHER && label_matches(slot)) {
+            pad_text(info->label, sizeof info->label, "other card");
+            pad_text(info->serialNumber, sizeof info->serialNumber,
+                     "OTHERCARD0000001");
+            log_lie(SHIM_FN_C_GetTokenInfo, "other card in slot 0x%lx", slot);
+        }
     }
     return log_call(SHIM_FN_C_GetTokenInfo, NULL, rv);
 }
@@ -2359,7 +2818,7 @@ static CK_RV shim_C_GetMechanismList(CK_SLOT_ID slot,
         }
         return log_fake(SHIM_FN_C_GetMechanismList, NULL, rv);
     }
-    if (card_gone(SHIM_FN_C_GetMechanismList, &rv))
+    if (card_gone(SHIM_FN_C_GetMechanismList, slot, &rv))
         return log_call(SHIM_FN_C_GetMechanismList, NULL, rv);
     if (shim.cfg.mech_filter)
         rv = filtered_mechanism_list(slot, list, count);
@@ -2379,13 +2838,77 @@ static CK_RV shim_C_GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type,
     if (is_fake_slot(slot))
         return log_fake(SHIM_FN_C_GetMechanismInfo, extra,
                         CKR_MECHANISM_INVALID);
-    if (card_gone(SHIM_FN_C_GetMechanismInfo, &rv))
+    if (card_gone(SHIM_FN_C_GetMechanismInfo, slot, &rv))
         return log_call(SHIM_FN_C_GetMechanismInfo, extra, rv);
     if (!mech_allowed(type))
         rv = CKR_MECHANISM_INVALID;
     else
         rv = FORWARD(C_GetMechanismInfo, (slot, type, info));
     return log_call(SHIM_FN_C_GetMechanismInfo, extra, rv);
+}
+
+/* Remembers which card and slot a new real session belongs to; false if
+ * out of memory.  Only while P11SHIM_PRESENCE_FILE or
+ * P11SHIM_PRESENCE_LABEL is on. */
+static bool session_track(CK_SESSION_HANDLE session, CK_SLOT_ID slot)
+{
+    bool ok = true;
+    pthread_mutex_lock(&shim.lock);
+    size_t i = 0;
+    while (i < shim.n_sessions && shim.sessions[i].handle != session)
+        i++;
+    if (i == shim.n_sessions && shim.n_sessions == shim.cap_sessions) {
+        size_t cap = shim.cap_sessions > 0 ? 2 * shim.cap_sessions : 16;
+        struct real_session *grown =
+            realloc(shim.sessions, cap * sizeof *grown);
+        if (grown == NULL) {
+            ok = false;
+        } else {
+            shim.sessions = grown;
+            shim.cap_sessions = cap;
+        }
+    }
+    if (ok) {
+        if (i == shim.n_sessions)
+            shim.n_sessions++;
+        shim.sessions[i] = (struct real_session){ session, shim.epoch, slot };
+    }
+    pthread_mutex_unlock(&shim.lock);
+    return ok;
+}
+
+/* Expects shim.lock held. */
+static void session_forget(CK_SESSION_HANDLE session)
+{
+    for (size_t i = 0; i < shim.n_sessions; i++) {
+        if (shim.sessions[i].handle == session) {
+            shim.sessions[i] = shim.sessions[--shim.n_sessions];
+            return;
+        }
+    }
+}
+
+/* SoftHSM keeps a login as long as one session of the application is
+ * open; a card that left took its login along.  So before the first
+ * session on a card that came (back), the sessions still open on an
+ * earlier one are logged out.  With P11SHIM_PRESENCE_LABEL, only sessions
+ * on the slot being opened count: the other card never left. */
+static void logout_stale_sessions(CK_SLOT_ID slot)
+{
+    bool stale = false, per_slot = shim.cfg.presence_label[0] != '\0';
+    CK_SESSION_HANDLE session = 0;
+    pthread_mutex_lock(&shim.lock);
+    if (shim.logout_epoch != shim.epoch) {
+        for (size_t i = 0; !stale && i < shim.n_sessions; i++) {
+            stale = shim.sessions[i].epoch != shim.epoch &&
+                    (!per_slot || shim.sessions[i].slot == slot);
+            session = shim.sessions[i].handle;
+        }
+        shim.logout_epoch = shim.epoch;
+    }
+    pthread_mutex_unlock(&shim.lock);
+    if (stale && FORWARD(C_Logout, (session)) == CKR_OK)
+        log_lie(SHIM_FN_C_OpenSession, "logged out the card that left");
 }
 
 static CK_RV shim_C_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags,
@@ -2399,8 +2922,12 @@ static CK_RV shim_C_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags,
     if (is_fake_slot(slot))
         return log_fake(SHIM_FN_C_OpenSession, NULL,
                         fake_open_session(slot, flags, session));
-    if (card_gone(SHIM_FN_C_OpenSession, &rv))
+    if (card_gone(SHIM_FN_C_OpenSession, slot, &rv))
         return log_call(SHIM_FN_C_OpenSession, NULL, rv);
+    bool track = shim.cfg.presence_path[0] != '\0' ||
+                 shim.cfg.presence_label[0] != '\0';
+    if (track && label_matches(slot))
+        logout_stale_sessions(slot);
     rv = FORWARD(C_OpenSession, (slot, flags, app, notify, session));
     if (rv == CKR_OK && session != NULL &&
         fake_session_index(*session, &index)) {
@@ -2414,6 +2941,10 @@ static CK_RV shim_C_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags,
         op_end(*session);
         find_end(*session);
         pthread_mutex_unlock(&shim.lock);
+        if (track && !session_track(*session, slot)) {
+            FORWARD(C_CloseSession, (*session));
+            rv = CKR_HOST_MEMORY;
+        }
     }
     return log_call(SHIM_FN_C_OpenSession, NULL, rv);
 }
@@ -2428,10 +2959,11 @@ static CK_RV shim_C_CloseSession(CK_SESSION_HANDLE session)
         return log_fake(SHIM_FN_C_CloseSession, NULL,
                         fake_close_session(index));
     rv = FORWARD(C_CloseSession, (session));
-    if (rv == CKR_OK) {
+    if (rv == CKR_OK || rv == CKR_SESSION_HANDLE_INVALID) {
         pthread_mutex_lock(&shim.lock);
         op_end(session);
         find_end(session);
+        session_forget(session);
         pthread_mutex_unlock(&shim.lock);
     }
     return log_call(SHIM_FN_C_CloseSession, NULL, rv);
@@ -2463,6 +2995,12 @@ static CK_RV shim_C_CloseAllSessions(CK_SLOT_ID slot)
                     CKR_OK)
                 find_end(shim.finds[i].session);
         }
+        for (size_t i = shim.n_sessions; i-- > 0;) {
+            CK_SESSION_INFO info;
+            if (FORWARD(C_GetSessionInfo, (shim.sessions[i].handle, &info)) !=
+                CKR_OK)
+                shim.sessions[i] = shim.sessions[--shim.n_sessions];
+        }
         pthread_mutex_unlock(&shim.lock);
     }
     return log_call(SHIM_FN_C_CloseAllSessions, NULL, rv);
@@ -2478,7 +3016,7 @@ static CK_RV shim_C_GetSessionInfo(CK_SESSION_HANDLE session,
     if (fake_session_index(session, &index))
         return log_fake(SHIM_FN_C_GetSessionInfo, NULL,
                         fake_session_info(index, info));
-    if (!card_gone(SHIM_FN_C_GetSessionInfo, &rv))
+    if (!card_gone(SHIM_FN_C_GetSessionInfo, session, &rv))
         rv = FORWARD(C_GetSessionInfo, (session, info));
     return log_call(SHIM_FN_C_GetSessionInfo, NULL, rv);
 }
@@ -2543,7 +3081,7 @@ static CK_RV shim_C_Login(CK_SESSION_HANDLE session, CK_USER_TYPE user,
     if (fake_session_index(session, &index))
         return log_fake(SHIM_FN_C_Login, extra,
                         fake_login(index, user, pin, pin_len));
-    if (card_gone(SHIM_FN_C_Login, &rv))
+    if (card_gone(SHIM_FN_C_Login, session, &rv))
         return log_call(SHIM_FN_C_Login, extra, rv);
 
     if (user == CKU_USER)
@@ -2563,7 +3101,7 @@ static CK_RV shim_C_Logout(CK_SESSION_HANDLE session)
         return log_call(SHIM_FN_C_Logout, NULL, rv);
     if (fake_session_index(session, &index))
         return log_fake(SHIM_FN_C_Logout, NULL, fake_logout(index));
-    if (card_gone(SHIM_FN_C_Logout, &rv))
+    if (card_gone(SHIM_FN_C_Logout, session, &rv))
         return log_call(SHIM_FN_C_Logout, NULL, rv);
 
     pthread_mutex_lock(&shim.lock);
@@ -2601,7 +3139,7 @@ static CK_RV shim_C_GetAttributeValue(CK_SESSION_HANDLE session,
     if (fake_session_index(session, &index))
         return log_fake(fn, NULL,
                         fake_session_rv(index, CKR_OBJECT_HANDLE_INVALID));
-    if (card_gone(fn, &rv))
+    if (card_gone(fn, session, &rv))
         return log_call(fn, NULL, rv);
 
     if (is_fake_object(obj))
@@ -2630,7 +3168,7 @@ static CK_RV shim_C_FindObjectsInit(CK_SESSION_HANDLE session,
         return log_call(fn, NULL, rv);
     if (fake_session_index(session, &index))
         return log_fake(fn, NULL, fake_find(index, fn, tmpl, count, NULL, NULL));
-    if (card_gone(fn, &rv))
+    if (card_gone(fn, session, &rv))
         return log_call(fn, NULL, rv);
     if (tmpl == NULL && count > 0)
         return log_call(fn, NULL, CKR_ARGUMENTS_BAD);
@@ -2670,10 +3208,19 @@ static CK_RV shim_C_FindObjects(CK_SESSION_HANDLE session,
         return log_call(fn, NULL, rv);
     if (fake_session_index(session, &index))
         return log_fake(fn, NULL, fake_find(index, fn, NULL, 0, objs, found));
-    if (card_gone(fn, &rv))
+    if (card_gone(fn, session, &rv))
         return log_call(fn, NULL, rv);
     if (objs == NULL || found == NULL)
         return log_call(fn, NULL, CKR_ARGUMENTS_BAD);
+    if (presence_seen() == PRESENCE_OTHER && session_follows_card(session)) {
+        /* The target still checks the session and the operation. */
+        rv = FORWARD(C_FindObjects, (session, objs, max, found));
+        if (rv == CKR_OK && *found > 0)
+            log_lie(fn, "other card: %lu objects hidden", *found);
+        if (rv == CKR_OK)
+            *found = 0;
+        return log_call(fn, NULL, rv);
+    }
 
     pthread_mutex_lock(&shim.lock);
     struct object_find *f = find_lookup(session);
@@ -2713,7 +3260,7 @@ static CK_RV shim_C_FindObjectsFinal(CK_SESSION_HANDLE session)
         return log_call(fn, NULL, rv);
     if (fake_session_index(session, &index))
         return log_fake(fn, NULL, fake_find(index, fn, NULL, 0, NULL, NULL));
-    if (card_gone(fn, &rv))
+    if (card_gone(fn, session, &rv))
         return log_call(fn, NULL, rv);
     rv = FORWARD(C_FindObjectsFinal, (session));
     pthread_mutex_lock(&shim.lock);
@@ -2735,7 +3282,7 @@ static CK_RV shim_C_SignInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mech,
     if (fake_session_index(session, &index))
         return log_fake(SHIM_FN_C_SignInit, extra,
                         fake_session_rv(index, CKR_KEY_HANDLE_INVALID));
-    if (card_gone(SHIM_FN_C_SignInit, &rv))
+    if (card_gone(SHIM_FN_C_SignInit, session, &rv))
         return log_call(SHIM_FN_C_SignInit, extra, rv);
 
     if (mech != NULL && !mech_allowed(mech->mechanism))
@@ -2851,7 +3398,7 @@ static CK_RV shim_C_Sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data,
     if (fake_session_index(session, &index))
         return log_fake(SHIM_FN_C_Sign, NULL,
                         fake_session_rv(index, CKR_OPERATION_NOT_INITIALIZED));
-    if (card_gone(SHIM_FN_C_Sign, &rv))
+    if (card_gone(SHIM_FN_C_Sign, session, &rv))
         return log_call(SHIM_FN_C_Sign, NULL, rv);
     if (op_blocks_signing(session, sig == NULL)) {
         sign_refuse(session, data, data_len, true);
@@ -2880,7 +3427,7 @@ static CK_RV shim_C_SignUpdate(CK_SESSION_HANDLE session, CK_BYTE_PTR part,
     if (fake_session_index(session, &index))
         return log_fake(SHIM_FN_C_SignUpdate, NULL,
                         fake_session_rv(index, CKR_OPERATION_NOT_INITIALIZED));
-    if (card_gone(SHIM_FN_C_SignUpdate, &rv))
+    if (card_gone(SHIM_FN_C_SignUpdate, session, &rv))
         return log_call(SHIM_FN_C_SignUpdate, NULL, rv);
     if (op_blocks_signing(session, false)) {
         sign_refuse(session, NULL, 0, false);
@@ -2905,7 +3452,7 @@ static CK_RV shim_C_SignFinal(CK_SESSION_HANDLE session, CK_BYTE_PTR sig,
     if (fake_session_index(session, &index))
         return log_fake(SHIM_FN_C_SignFinal, NULL,
                         fake_session_rv(index, CKR_OPERATION_NOT_INITIALIZED));
-    if (card_gone(SHIM_FN_C_SignFinal, &rv))
+    if (card_gone(SHIM_FN_C_SignFinal, session, &rv))
         return log_call(SHIM_FN_C_SignFinal, NULL, rv);
     if (op_blocks_signing(session, sig == NULL)) {
         sign_refuse(session, NULL, 0, false);
@@ -2927,6 +3474,62 @@ static CK_RV shim_C_SignFinal(CK_SESSION_HANDLE session, CK_BYTE_PTR sig,
         sig_tamper(SHIM_FN_C_SignFinal, sig, buf_len, sig_len);
     op_after_sign(session, rv, sig == NULL);
     return log_call(SHIM_FN_C_SignFinal, NULL, rv);
+}
+
+/* P11SHIM_SLOT_EVENTS: the shim's own slot events, from the card's state
+ * as calls (this one included) have seen it. */
+static CK_RV wait_slot_event(CK_FLAGS flags, CK_SLOT_ID_PTR slot)
+{
+    const enum shim_fn fn = SHIM_FN_C_WaitForSlotEvent;
+    if (slot == NULL)
+        return CKR_ARGUMENTS_BAD;
+    for (;;) {
+        if (!atomic_load(&slot_wait.live))
+            return CKR_CRYPTOKI_NOT_INITIALIZED;
+        unsigned long epoch;
+        presence_now(fn, &epoch);
+        pthread_mutex_lock(&shim.lock);
+        bool event = epoch != shim.wait_epoch;
+        if (event)
+            shim.wait_epoch = epoch;
+        CK_SLOT_ID event_slot = shim.event_slot;
+        pthread_mutex_unlock(&shim.lock);
+        if (event) {
+            *slot = event_slot;
+            return CKR_OK;
+        }
+        if (flags & CKF_DONT_BLOCK)
+            return CKR_NO_EVENT;
+        struct timespec ts = { .tv_sec = 0, .tv_nsec = 50 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+        fault_file_check(fn, NULL);
+    }
+}
+
+static CK_RV shim_C_WaitForSlotEvent(CK_FLAGS flags, CK_SLOT_ID_PTR slot,
+                                     CK_VOID_PTR reserved)
+{
+    const enum shim_fn fn = SHIM_FN_C_WaitForSlotEvent;
+    CK_RV rv;
+    (void)reserved;
+    if (!shim.cfg.slot_events) {
+        if (!fault_intercept(fn, NULL, &rv))
+            rv = CKR_FUNCTION_NOT_SUPPORTED;
+        return log_call(fn, NULL, rv);
+    }
+    /* Counted until the shim is done with its state, log included. */
+    atomic_fetch_add(&slot_wait.waiters, 1);
+    char extra[40];
+    bool reported = false;
+    if (!fault_intercept(fn, NULL, &rv)) {
+        rv = wait_slot_event(flags, slot);
+        reported = rv == CKR_OK;
+    }
+    if (reported)
+        snprintf(extra, sizeof extra, "slot=0x%lx", *slot);
+    log_call(fn, reported ? extra : NULL, rv);
+    atomic_fetch_sub(&slot_wait.waiters, 1);
+    return rv;
 }
 
 /* ------------------------------------------------------------------------
