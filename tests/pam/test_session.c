@@ -62,13 +62,20 @@ configure_watch(const char *scenario, const char *presence, const char *label, b
 	         "P11SHIM_PRESENCE_FILE=%s\n%s%s"
 	         "P11SHIM_FAULT_FILE=%s\n"
 	         "DBUS_SYSTEM_BUS_ADDRESS=%s\n"
-	         "PIV_WATCH_LOG_FILE=%s",
+	         "PIV_WATCH_LOG_FILE=%s\n"
+	         /* sanitizer builds: the fault file's crash is not a finding */
+	         "ASAN_OPTIONS=handle_segv=0:detect_leaks=1:log_path=%s/asan.helper\n"
+	         "UBSAN_OPTIONS=print_stacktrace=1:log_path=%s/ubsan.helper",
 	         path_in(work, presence), events ? "P11SHIM_SLOT_EVENTS=1\n" : "", label_line,
-	         path_in(work, "fault"), bus ? bus : bus_addr, path_in(work, "watch.log"));
+	         path_in(work, "fault"), bus ? bus : bus_addr, path_in(work, "watch.log"), work,
+	         work);
 	snprintf(more, sizeof(more), "watcher = %s\n%s", getenv("PIV_WATCHER"),
 	         extra ? extra : "removal_action = lock");
 	configure(&SETUP(.scenario = scenario, .use_shim = true, .shim_env = env, .extra = more));
 }
+
+/* Run between the authentication and the session, when set. */
+static void (*before_open)(void);
 
 static void
 start_session(struct sess *s, const char *service, const char *user, const char *session_id)
@@ -94,6 +101,8 @@ start_session(struct sess *s, const char *service, const char *user, const char 
 		snprintf(env, sizeof(env), "XDG_SESSION_ID=%s", session_id);
 		assert_int_equal(pam_putenv(s->ph, env), PAM_SUCCESS);
 	}
+	if (before_open != NULL)
+		before_open();
 	s->open_rv = s->auth_rv == PAM_SUCCESS ? pam_open_session(s->ph, 0) : -1;
 	fflush(stderr);
 	dup2(saved, 2);
@@ -409,6 +418,59 @@ static void test_module_crash_required(void **st) { (void)st; check_module_fault
 static void test_module_crash_optional(void **st) { (void)st; check_module_fault("crash", false); }
 static void test_module_hang_required(void **st) { (void)st; check_module_fault("hang", true); }
 
+static const char *fault_to_set;
+
+static void
+set_fault(void)
+{
+	write_file(path_in(work, "fault"), fault_to_set, 0644);
+}
+
+/* The module crashes or hangs in the watcher before it watches the card
+ * (after the authentication): required refuses the session, optional
+ * opens it unwatched. A hang is found within 5 s, less than card_timeout. */
+static void
+check_fault_at_start(const char *fault, const char *why)
+{
+	struct sess s;
+
+	fault_to_set = fault;
+	before_open = set_fault;
+	for (int required = 1; required >= 0; required--) {
+		char extra[100];
+		snprintf(extra, sizeof(extra), "removal_action = lock\nremoval_watch = %s",
+		         required ? "required" : "optional");
+		unlink(path_in(work, "fault"));
+		configure_watch("rsa2048", "presence-a", NULL, false, NULL, extra);
+		start_session(&s, "piv_session", "alice", "c1");
+		if (s.auth_rv != PAM_SUCCESS || s.open_rv != (required ? PAM_SESSION_ERR : PAM_SUCCESS) ||
+		    s.watcher != 0 || !file_has(s.log_path, why)) {
+			char *log = slurp(s.log_path);
+			before_open = NULL;
+			fail_msg("required=%d auth %d open %d watcher %d:\n%s", required, s.auth_rv,
+			         s.open_rv, s.watcher, log);
+		}
+		end_session(&s);
+	}
+	before_open = NULL;
+	unlink(path_in(work, "fault"));
+	assert_false(file_has(login1_log(), "Session"));
+}
+
+static void
+test_module_crash_at_start(void **st)
+{
+	(void)st;
+	check_fault_at_start("crash", "the card watch ended (its PKCS#11 module crashed?)");
+}
+
+static void
+test_module_hang_at_start(void **st)
+{
+	(void)st;
+	check_fault_at_start("hang", "the PKCS#11 module hangs");
+}
+
 /* The bus cannot be reached, or logind does not know the session, or
  * there is no session id: required refuses the session, optional opens
  * it unwatched; both say why. */
@@ -568,7 +630,8 @@ main(void)
 		S(test_other_card_removed), S(test_session_closed_first),
 		S(test_session_gone_in_logind), S(test_password_session_not_watched),
 		S(test_watcher_killed), S(test_module_crash_required), S(test_module_crash_optional),
-		S(test_module_hang_required), S(test_bus_down), S(test_session_id_disagrees),
+		S(test_module_hang_required), S(test_module_crash_at_start),
+		S(test_module_hang_at_start), S(test_bus_down), S(test_session_id_disagrees),
 		S(test_no_session), S(test_process_environment_ignored), S(test_card_gone_before_session), S(test_logind_refuses),
 		S(test_removal_action_none),
 	};
