@@ -142,12 +142,15 @@ await_ready(int fd, int timeout_ms, pid_t *pid, char *session, size_t session_si
 			        timeout_ms / 1000);
 			return -1;
 		}
-		if (poll(&pfd, 1, (int)left) < 0) {
+		int ready = poll(&pfd, 1, (int)left);
+		if (ready < 0) {
 			if (errno == EINTR)
 				continue;
 			piv_fmt(why, why_size, "poll: %s", strerror(errno));
 			return -1;
 		}
+		if (ready == 0)
+			continue; /* the deadline, checked above */
 		if (len == sizeof(buf)) {
 			piv_fmt(why, why_size, "the watcher said too much");
 			return -1;

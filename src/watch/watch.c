@@ -536,7 +536,9 @@ watch(void)
 			}
 			continue;
 		}
-		if (kind == 0 || kind == 'E' || t - last_beat > HEARTBEAT_LOST_MS) {
+		/* (before ready, loading a slow module is no hang: the module's
+		 * card_timeout bounds the start) */
+		if (kind == 0 || kind == 'E' || (ready_said && t - last_beat > HEARTBEAT_LOST_MS)) {
 			const char *what = kind == 0 ? "the card watch ended (its PKCS#11 module "
 			                   "crashed?)" : kind == 'E' ? why : "the PKCS#11 module hangs";
 			end_child(&child, &fd);
