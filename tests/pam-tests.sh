@@ -127,6 +127,13 @@ ocsp_answer stale.req nonext-10min.ocsp "10 minutes ago"
 ocsp_answer stale.req nonext-now.ocsp now
 ocsp_answer stale.req nononce.ocsp now -ndays 1
 ocsp_answer revoked.req stale-revoked.ocsp "3 days ago" -ndays 1
+# A current answer signed with SHA-1 by the right responder, made as an
+# outside responder would, with OpenSSL's default provider (an empty
+# OPENSSL_CONF): in CI's FIPS stage this host's openssl refuses to sign it.
+OPENSSL_CONF=/dev/null openssl ocsp -index "$pki/ca/db/index.txt" -CA "$pki/ca/inter.crt" \
+	-rsigner "$pki/ocsp-signer.crt" -rkey "$pki/ocsp-signer.key" -ndays 1 -rmd sha1 \
+	-reqin "$PIV_FX/stale.req" -respout "$PIV_WWW/sha1.ocsp" >/dev/null 2>&1 ||
+	{ echo "pam-tests: cannot make sha1.ocsp" >&2; exit 1; }
 
 # pam_wrapper copies the service directory when the process starts, so
 # every stack the tests use is written here; each reads current.conf,

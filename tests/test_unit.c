@@ -236,6 +236,8 @@ test_conf_bad_values(void **state)
 		{ "removal_action = yes", "none, lock or terminate" },
 		{ "removal_action = lock-screen", "none, lock or terminate" },
 		{ "removal_watch = yes", "required or optional" },
+		{ "fips_mode = yes", "auto or required" },
+		{ "fips_mode = on", "auto or required" },
 		{ "watcher = pam-piv-watch", "absolute path" },
 		{ "cache_dir = cache", "absolute path" },
 		{ "ldap_uri = http://127.0.0.1/", "ldap://, ldaps:// or ldapi://" },
@@ -1245,6 +1247,17 @@ test_conf_removal_keys(void **state)
 	                           0, NULL, &conf, &err), 0);
 	assert_int_equal(conf.removal_action, PIV_REMOVAL_TERMINATE);
 	assert_true(conf.removal_watch_required);
+	piv_conf_free(&conf);
+	/* fips_mode: auto by default */
+	assert_int_equal(load_text(BASE, 0, NULL, &conf, &err), 0);
+	assert_false(conf.fips_required);
+	piv_conf_free(&conf);
+	assert_int_equal(load_text(BASE "fips_mode = required\n", 0, NULL, &conf, &err), 0);
+	assert_true(conf.fips_required);
+	piv_conf_free(&conf);
+	assert_int_equal(load_text(BASE "fips_mode = required\nfips_mode = auto\n", 0, NULL, &conf,
+	                           &err), 0);
+	assert_false(conf.fips_required);
 	piv_conf_free(&conf);
 }
 

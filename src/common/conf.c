@@ -45,6 +45,7 @@ enum key_kind {
 	K_URL_LIST,   /* http:// URLs, repeatable */
 	K_REMOVAL,    /* none, lock or terminate */
 	K_WATCH,      /* required or optional */
+	K_FIPS,       /* auto or required */
 };
 
 struct key_def {
@@ -99,6 +100,7 @@ static const struct key_def key_defs[] = {
 	{ "debug", K_BOOL, OFF(debug), 0, 0 },
 	{ "removal_action", K_REMOVAL, OFF(removal_action), 0, 0 },
 	{ "removal_watch", K_WATCH, OFF(removal_watch_required), 0, 0 },
+	{ "fips_mode", K_FIPS, OFF(fips_required), 0, 0 },
 	{ "helper", K_PATH, OFF(helper), 0, 0 },
 	{ "watcher", K_PATH, OFF(watcher), 0, 0 },
 	{ "crl_builder", K_PATH, OFF(crl_builder), 0, 0 },
@@ -871,6 +873,10 @@ apply_value(struct loader *ld, const struct item *it)
 	case K_WATCH:
 		if (parse_choice(it->value, "optional", "required", (bool *)field) != 0)
 			return fail(ld, it, "'removal_watch' takes required or optional");
+		return 0;
+	case K_FIPS:
+		if (parse_choice(it->value, "auto", "required", (bool *)field) != 0)
+			return fail(ld, it, "'fips_mode' takes auto or required");
 		return 0;
 	case K_ATTR:
 		if (!valid_attr_name(it->value))

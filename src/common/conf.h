@@ -82,6 +82,7 @@ struct piv_conf {
 	bool foreign_card_ignore; /* a card that maps to another user counts as no card */
 	enum piv_removal_action removal_action; /* session: when the card leaves */
 	bool removal_watch_required; /* a session whose card cannot be watched does not open */
+	bool fips_required;          /* no login unless OpenSSL's FIPS provider is in force */
 	char *helper;                /* card helper program */
 	char *watcher;               /* card removal watcher (pam-piv-watch) */
 	char *crl_builder;           /* CRL index builder; NULL: index in this process */

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "pki/crlstream.h"
 #include "common/util.h"
+#include "pki/fips.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -398,6 +399,8 @@ piv_crl_verify_init(const struct piv_crl_view *v, EVP_PKEY *key, char *why, size
 		piv_fmt(why, why_size, "malformed CRL signature");
 		return NULL;
 	}
+	if (piv_signature_strong(v->sig_alg, key, why, why_size) != 0)
+		return NULL;
 	if ((mctx = EVP_MD_CTX_new()) == NULL)
 		goto bad;
 	nid = OBJ_obj2nid(v->sig_alg->algorithm);

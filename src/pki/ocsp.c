@@ -8,6 +8,7 @@
 #include "pki/ocsp.h"
 #include "pki/cache.h"
 #include "common/util.h"
+#include "pki/fips.h"
 #include "pki/validate.h"
 
 #include <fcntl.h>
@@ -75,6 +76,26 @@ current_answer(int status, int rev_reason, time_t now, int64_t this_t, int64_t n
 	}
 }
 
+/* OCSP_basic_verify accepts any signature the provider can check; ours
+ * must have 112-bit security (fips.h), like the chain and the CRLs. */
+static bool
+response_weak(OCSP_BASICRESP *bs, STACK_OF(X509) *chain, char *reason, size_t reason_size)
+{
+	X509 *signer = NULL;
+	char why[200];
+
+	if (OCSP_resp_get0_signer(bs, &signer, chain) != 1 || signer == NULL) {
+		piv_fmt(reason, reason_size, "OCSP response signer not found");
+		return true;
+	}
+	if (piv_signature_strong(OCSP_resp_get0_tbs_sigalg(bs), X509_get0_pubkey(signer), why,
+	                         sizeof(why)) != 0) {
+		piv_fmt(reason, reason_size, "OCSP response too weak: %s", why);
+		return true;
+	}
+	return false;
+}
+
 enum piv_rev_answer
 piv_ocsp_judge(const unsigned char *der, size_t len, X509 *cert, X509 *issuer,
                STACK_OF(X509) *chain, X509_STORE *store, void *req_ptr,
@@ -110,6 +131,8 @@ piv_ocsp_judge(const unsigned char *der, size_t len, X509 *cert, X509 *issuer,
 		goto out;
 	/* The signer must be the CA that issued cert, or a responder with
 	 * id-kp-OCSPSigning issued by it, chaining to our anchors. */
+	if (response_weak(bs, chain, reason, reason_size))
+		goto out;
 	if (OCSP_basic_verify(bs, chain, store, 0) <= 0) {
 		piv_fmt(reason, reason_size, "OCSP response not signed by the CA or its responder");
 		goto out;

@@ -18,6 +18,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "pki/fips.h"
 #include "pki/prove.h"
 
 #define MAX_CA_DIR_FILES 4096
@@ -98,10 +99,17 @@ enum piv_status
 piv_trust_load(const struct piv_conf *conf, struct piv_trust *trust, char *why, size_t why_size)
 {
 	memset(trust, 0, sizeof(*trust));
+	/* no trust, hence no login, where FIPS is required and not in force */
+	if (piv_fips_check(conf->fips_required, why, why_size) != 0) {
+		piv_conf_blame(conf, "fips_mode", why, why_size);
+		return PIV_E_CONFIG;
+	}
 	trust->store = X509_STORE_new();
 	trust->intermediates = sk_X509_new_null();
 	if (trust->store == NULL || trust->intermediates == NULL)
 		goto oom;
+	/* also for the responder certificates OCSP_basic_verify checks */
+	X509_VERIFY_PARAM_set_auth_level(X509_STORE_get0_param(trust->store), PIV_AUTH_LEVEL);
 	if (conf->ca_file != NULL && piv_check_root_owned(conf->ca_file, false, why, why_size) != 0) {
 		piv_conf_blame(conf, "ca_file", why, why_size);
 		goto config;
@@ -365,6 +373,9 @@ piv_validate(const struct piv_conf *conf, const struct piv_trust *trust,
 		goto out;
 	param = X509_STORE_CTX_get0_param(ctx);
 	X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_X509_STRICT);
+	/* 112-bit security all along the chain: no SHA-1 or MD5 signature, no
+	 * RSA key under 2048 bits (fips.h) */
+	X509_VERIFY_PARAM_set_auth_level(param, PIV_AUTH_LEVEL);
 	if (conf->require_policy.n > 0) {
 		for (size_t i = 0; i < conf->require_policy.n; i++) {
 			ASN1_OBJECT *pol = OBJ_txt2obj(conf->require_policy.v[i], 1);

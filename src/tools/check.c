@@ -22,6 +22,7 @@
 
 #include <openssl/err.h>
 #include <openssl/objects.h>
+#include <openssl/crypto.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -30,6 +31,7 @@
 #include "common/conf.h"
 #include "common/status.h"
 #include "common/util.h"
+#include "pki/fips.h"
 #include "pki/validate.h"
 
 /* Exit statuses (pam-piv-check(1)). */
@@ -592,6 +594,10 @@ main(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	c->trust = &trust;
+	/* which crypto the host runs: FIPS-only or not (fips.h) */
+	add_event(c, "crypto", "openssl", "info", "%s; FIPS provider: %s%s",
+	          OpenSSL_version(OPENSSL_VERSION), piv_fips_state_text(piv_fips_state()),
+	          conf.fips_required ? " (fips_mode = required)" : "");
 	warn_unbound_rules(c, &conf, &trust);
 	piv_authenticate(&conf, user, &ui, res);
 	piv_free_secret(&c->pin);

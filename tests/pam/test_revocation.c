@@ -685,6 +685,8 @@ test_ocsp_bad_answers(void **state)
 	check_bad_ocsp("http://127.0.0.1:8890/", "OCSP response not signed by the CA or its responder");
 	check_bad_ocsp("replay.ocsp", "OCSP nonce does not match the request");
 	check_bad_ocsp("stale.ocsp", "OCSP response is stale");
+	/* signed by the right responder, but with SHA-1 */
+	check_bad_ocsp("sha1.ocsp", "OCSP response too weak: signed with SHA-1");
 	/* a CRL where an OCSP response should be (wrong content type) */
 	check_bad_ocsp("inter.crl", "OCSP request to");
 	/* well-formed DER that is no OCSP response, with the right type */

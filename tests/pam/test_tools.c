@@ -41,6 +41,10 @@ test_check_tool(void **state)
 	check_must(out, "card authentication  ok");
 	check_must(out, "maps to account 'alice'");
 	check_must(out, "not tried without a PIN");
+	/* which OpenSSL, FIPS-only in CI's FIPS stage (PIV_TEST_FIPS=1) */
+	check_must(out, getenv("PIV_TEST_FIPS") != NULL && strcmp(getenv("PIV_TEST_FIPS"), "1") == 0 ?
+	                "FIPS provider: active (fips provider, default_properties fips=yes)" :
+	                "FIPS provider: not loaded");
 	free(out);
 	/* the whole login, signature included */
 	assert_int_equal(run_check("--user alice", PIN, &out), 0);

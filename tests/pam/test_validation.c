@@ -324,6 +324,32 @@ test_require_issuer(void **state)
 	outcome_free(&o);
 }
 
+/* fips_mode = required: no login unless OpenSSL's FIPS provider is in
+ * force. CI's FIPS stage runs the PAM tests on a FIPS-only OpenSSL with
+ * PIV_TEST_FIPS=1; elsewhere the provider is not loaded. */
+static void
+test_fips_mode(void **state)
+{
+	const char *env = getenv("PIV_TEST_FIPS");
+	struct outcome o;
+
+	(void)state;
+	if (env != NULL && strcmp(env, "1") == 0) {
+		expect(&SETUP(.scenario = "p256", .extra = "fips_mode = required"), "alice", PIN,
+		       PAM_SUCCESS, true, NULL, &o);
+	} else {
+		expect(&SETUP(.scenario = "p256", .extra = "fips_mode = required"), "alice", PIN,
+		       PAM_SERVICE_ERR, false, NULL, &o);
+		must_log(&o, "fips_mode = required, but OpenSSL's FIPS provider is not loaded");
+		must_log(&o, "current.conf:");
+	}
+	outcome_free(&o);
+	/* auto (the default) logs in either way */
+	expect(&SETUP(.scenario = "p256", .extra = "fips_mode = auto"), "alice", PIN, PAM_SUCCESS,
+	       true, NULL, &o);
+	outcome_free(&o);
+}
+
 int
 main(void)
 {
@@ -343,6 +369,7 @@ main(void)
 		cmocka_unit_test_setup(test_setcred, per_test_timeout),
 		cmocka_unit_test_setup(test_unsafe_trust_files, revocation_setup),
 		cmocka_unit_test_setup(test_require_issuer, revocation_setup),
+		cmocka_unit_test_setup(test_fips_mode, per_test_timeout),
 	};
 
 	return PIV_TEST_MAIN("validation", tests);
