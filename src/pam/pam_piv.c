@@ -132,28 +132,46 @@ ui_agent_socket(void *ud)
 	return path != NULL ? path : getenv("SSH_AUTH_SOCK");
 }
 
+/* Where the login comes from, for the audit line (AU-3: the source):
+ * "tty=... rhost=..." as the application set them, escaped; "-" when unset. */
+static void
+audit_source(pam_handle_t *pamh, char *out, size_t out_size)
+{
+	const void *tty = NULL, *rhost = NULL;
+	char esc_tty[200], esc_rhost[400];
+
+	if (pam_get_item(pamh, PAM_TTY, &tty) != PAM_SUCCESS || tty == NULL || !*(const char *)tty)
+		tty = "-";
+	if (pam_get_item(pamh, PAM_RHOST, &rhost) != PAM_SUCCESS || rhost == NULL ||
+	    !*(const char *)rhost)
+		rhost = "-";
+	snprintf(out, out_size, "tty=%s rhost=%s", piv_escape_str(tty, esc_tty, sizeof(esc_tty)),
+	         piv_escape_str(rhost, esc_rhost, sizeof(esc_rhost)));
+}
+
 static void
 audit(pam_handle_t *pamh, const char *user, const struct piv_auth_result *res)
 {
-	char esc_user[300];
+	char esc_user[300], from[600];
 
 	piv_escape_str(user && *user ? user : "(none)", esc_user, sizeof(esc_user));
+	audit_source(pamh, from, sizeof(from));
 	if (res->status == PIV_OK) {
 		pam_syslog(pamh, LOG_INFO,
 		           "authentication succeeded: account=%s token=\"%s\" sha256=%s "
-		           "subject=\"%s\" issuer=\"%s\" serial=%s",
+		           "subject=\"%s\" issuer=\"%s\" serial=%s %s",
 		           res->account, res->token_label, res->cert.sha256, res->cert.subject,
-		           res->cert.issuer, res->cert.serial);
+		           res->cert.issuer, res->cert.serial, from);
 	} else if (res->have_cert) {
 		pam_syslog(pamh, res->status == PIV_E_CONFIG ? LOG_ALERT : LOG_NOTICE,
 		           "authentication failed: user=%s result=%s reason=\"%s\" sha256=%s "
-		           "subject=\"%s\" issuer=\"%s\" serial=%s",
+		           "subject=\"%s\" issuer=\"%s\" serial=%s %s",
 		           esc_user, piv_status_name(res->status), res->reason, res->cert.sha256,
-		           res->cert.subject, res->cert.issuer, res->cert.serial);
+		           res->cert.subject, res->cert.issuer, res->cert.serial, from);
 	} else {
 		pam_syslog(pamh, res->status == PIV_E_CONFIG ? LOG_ALERT : LOG_NOTICE,
-		           "authentication failed: user=%s result=%s reason=\"%s\"", esc_user,
-		           piv_status_name(res->status), res->reason);
+		           "authentication failed: user=%s result=%s reason=\"%s\" %s", esc_user,
+		           piv_status_name(res->status), res->reason, from);
 	}
 }
 

@@ -396,11 +396,47 @@ test_sshd_key_check(void **state)
 	free(two);
 }
 
+/* AU-3: the audit line says what happened, to whom, with which
+ * certificate and from where (PAM_TTY, PAM_RHOST, escaped); syslog adds when
+ * and the service. */
+static void
+test_audit_record(void **state)
+{
+	struct outcome o;
+
+	(void)state;
+	configure(&SETUP(.scenario = "p256"));
+	run_items(0, NULL, "localhost", "alice", &o);
+	if (o.rv != PAM_SUCCESS || !strstr(o.log, "authentication succeeded: account=alice "
+	                                   "token=\"p256\" sha256=") ||
+	    !strstr(o.log, "issuer=\"CN=PIV Test Issuing CA") || !strstr(o.log, " serial=") ||
+	    !strstr(o.log, " tty=- rhost=localhost\n")) {
+		dump(&o);
+		fail_msg("success audit line");
+	}
+	outcome_free(&o);
+	run_items(0, NULL, NULL, "bob", &o);
+	if (o.rv != PAM_AUTH_ERR || !strstr(o.log, "authentication failed: user=bob result=") ||
+	    !strstr(o.log, " tty=- rhost=-\n")) {
+		dump(&o);
+		fail_msg("failure audit line");
+	}
+	outcome_free(&o);
+	/* a remote host name with a line break cannot forge a line */
+	run_items(0, NULL, "ws1\nauthentication succeeded: account=root", "alice", &o);
+	if (o.rv != PAM_AUTHINFO_UNAVAIL || strstr(o.log, "\nauthentication succeeded") != NULL) {
+		dump(&o);
+		fail_msg("hostile rhost");
+	}
+	outcome_free(&o);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_remote_login_no_card, per_test_timeout),
+		cmocka_unit_test_setup(test_audit_record, per_test_timeout),
 		cmocka_unit_test_setup(test_allowed_services, per_test_timeout),
 		cmocka_unit_test_setup(test_foreign_card, per_test_timeout),
 		cmocka_unit_test_setup(test_sshd_key_check, revocation_setup),
