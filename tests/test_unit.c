@@ -23,6 +23,7 @@
 
 #include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/provider.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <security/pam_modules.h>
@@ -934,6 +935,24 @@ self_signed(EVP_PKEY *key)
 	return cert;
 }
 
+/* A certificate made in another library context, parsed again in this
+ * process's own, as one read from a card would be. */
+static X509 *
+d2i_X509_here(X509 *cert)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	int n = i2d_X509(cert, &der);
+	X509 *copy;
+
+	assert_true(n > 0);
+	p = der;
+	copy = d2i_X509(NULL, &p, n);
+	OPENSSL_free(der);
+	assert_non_null(copy);
+	return copy;
+}
+
 static void
 test_digest_info(void **state)
 {
@@ -1086,12 +1105,36 @@ test_rsa_verify(void **state)
 	X509_free(cert);
 	EVP_PKEY_free(key);
 
-	/* RSA-1024 is refused as a key type */
-	key = EVP_RSA_gen(1024);
-	cert = self_signed(key);
-	assert_int_equal(piv_cert_key_kind(cert, &is_ec, &hash, &field, &bits), -1);
-	X509_free(cert);
-	EVP_PKEY_free(key);
+	/* RSA-1024 is refused as a key type. Made as an outside CA would, with
+	 * OpenSSL's default provider in a context of its own: on a FIPS-only
+	 * OpenSSL (CI's FIPS stage) this process can neither make nor sign
+	 * with such a key, but a card could still carry one. */
+	{
+		OSSL_LIB_CTX *outside = OSSL_LIB_CTX_new();
+		OSSL_PROVIDER *dflt = OSSL_PROVIDER_load(outside, "default");
+		assert_non_null(dflt);
+		key = EVP_PKEY_Q_keygen(outside, NULL, "RSA", (size_t)1024);
+		assert_non_null(key);
+		cert = X509_new_ex(outside, NULL);
+		assert_non_null(cert);
+		X509_set_version(cert, 2);
+		ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+		X509_gmtime_adj(X509_getm_notBefore(cert), 0);
+		X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+		X509_set_pubkey(cert, key);
+		X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
+		                           (const unsigned char *)"rsa1024", -1, -1, 0);
+		X509_set_issuer_name(cert, X509_get_subject_name(cert));
+		assert_true(X509_sign(cert, key, EVP_sha256()) > 0);
+		X509 *here = d2i_X509_here(cert);
+		assert_int_equal(piv_cert_key_kind(here, &is_ec, &hash, &field, &bits), -1);
+		assert_int_equal(bits, 1024);
+		X509_free(here);
+		X509_free(cert);
+		EVP_PKEY_free(key);
+		OSSL_PROVIDER_unload(dflt);
+		OSSL_LIB_CTX_free(outside);
+	}
 	/* and so is a curve we do not use */
 	key = EVP_EC_gen("P-521");
 	cert = self_signed(key);

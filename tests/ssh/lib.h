@@ -30,6 +30,7 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/provider.h>
 #include <openssl/x509.h>
 
 #include "ssh/agent.h"
@@ -51,6 +52,7 @@ struct ssh_fx {
 	EVP_PKEY *key[K_N];
 	char key_path[K_N][128];
 	EVP_PKEY *rsa_other, *p256_other, *p521, *ed25519, *rsa1024;
+	OSSL_LIB_CTX *outside; /* where rsa1024 comes from */
 	char agent_sock[128];
 	pid_t agent_pid;
 	pid_t peer_pid;  /* the fake agent running as nobody */
