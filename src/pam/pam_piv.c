@@ -186,6 +186,7 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 	struct piv_auth_result *res = NULL;
 	const void *item = NULL;
 	const char *user = NULL;
+	bool usernameless;
 	char env[200];
 	int code = PAM_AUTH_ERR;
 
@@ -210,9 +211,10 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 		pam_syslog(pamh, LOG_CRIT, "authentication failed: out of memory");
 		goto out; /* PAM_AUTH_ERR: an internal error (SPEC §4) */
 	}
+	usernameless = user == NULL || *user == '\0';
 	piv_authenticate(&conf, user, &ui, res);
 	code = piv_status_pam_code(res->status, conf.card_only);
-	if (res->status == PIV_OK && (user == NULL || *user == '\0')) {
+	if (res->status == PIV_OK && usernameless) {
 		/* The account's own name, not the string a rule produced: a
 		 * directory that matches names without case, or an alias, would
 		 * otherwise hand later modules (and sshd, login) a name that is
@@ -231,8 +233,7 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 		}
 	}
 	if (res->status == PIV_OK) {
-		if ((user == NULL || *user == '\0') &&
-		    pam_set_item(pamh, PAM_USER, res->account) != PAM_SUCCESS) {
+		if (usernameless && pam_set_item(pamh, PAM_USER, res->account) != PAM_SUCCESS) {
 			res->status = PIV_E_INTERNAL;
 			snprintf(res->reason, sizeof(res->reason), "cannot set PAM_USER");
 			code = PAM_AUTH_ERR;
@@ -250,7 +251,8 @@ pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 			}
 		}
 	}
-	audit(pamh, user, res);
+	/* (setting PAM_USER freed the empty name user pointed to) */
+	audit(pamh, usernameless ? NULL : user, res);
 	/* Belt and braces: nothing but a complete success is PAM_SUCCESS, and
 	 * authentication never answers PAM_IGNORE. */
 	if (res->status != PIV_OK && (code == PAM_SUCCESS || code == PAM_IGNORE))
