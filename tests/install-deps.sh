@@ -6,7 +6,8 @@
 # behaviour changes between 3.0 point releases). The package lists are
 # refreshed when they are older than a day, or always with --update (CI).
 # With --fuzzing, also what a build configured with CC=clang
-# --enable-fuzzing needs (clang, libFuzzer, llvm-symbolizer).
+# --enable-fuzzing needs (clang, libFuzzer, llvm-symbolizer); with
+# --packaging, what tests/deb/deb-tests.sh needs (debhelper, lintian, blhc).
 set -eu
 
 PACKAGES="build-essential autoconf automake libtool pkg-config openssl
@@ -18,6 +19,7 @@ update=
 for arg in "$@"; do
 	case $arg in
 	--fuzzing) PACKAGES="$PACKAGES clang libclang-rt-14-dev llvm-14" ;;
+	--packaging) PACKAGES="$PACKAGES debhelper lintian devscripts blhc dpkg-dev" ;;
 	--update) update=1 ;;
 	*) echo "install-deps: unknown option $arg" >&2; exit 2 ;;
 	esac

@@ -283,13 +283,21 @@ if [ ! -d /run/sshd ]; then
 	mkdir -m 755 /run/sshd
 	made_privsep=1
 fi
-ssh-keygen -q -t ed25519 -N '' -C piv-test-host -f "$S/ssh_host_ed25519_key"
+# FIPS-approved algorithms only (ECDSA P-256 host key, ECDH P-256, AES,
+# HMAC-SHA-256), on both ends: OpenSSH's own Ed25519 and Curve25519 fail
+# where OpenSSL is FIPS-only (CI's FIPS stage, a FIPS host).
+ssh-keygen -q -t ecdsa -b 256 -N '' -C piv-test-host -f "$S/ssh_host_ecdsa_key"
+SSH_ALGS="KexAlgorithms ecdh-sha2-nistp256
+Ciphers aes256-gcm@openssh.com,aes128-ctr
+MACs hmac-sha2-256
+HostKeyAlgorithms ecdsa-sha2-nistp256"
 
 sshd_config() { # NAME EXTRA-LINES: writes $S/sshd_config-NAME
 	cat >"$S/sshd_config-$1" <<EOF
 ListenAddress 127.0.0.1
 Port $PORT
-HostKey $S/ssh_host_ed25519_key
+HostKey $S/ssh_host_ecdsa_key
+$SSH_ALGS
 PidFile $S/sshd.pid
 UsePAM yes
 PubkeyAuthentication yes
@@ -384,7 +392,9 @@ ssh_as() { # ID SCENARIO USER METHODS [PASSWORD]
 		PIV_TEST_PASSWORD="${5:-}" PIV_ASKPASS_LOG="$LOGS/$1.askpass" \
 		timeout 30 ssh -v -F /dev/null -p "$PORT" \
 		-o PKCS11Provider="$SOFTHSM2_MODULE" -o IdentitiesOnly=no -o IdentityFile=none \
-		-o IdentityAgent=none \
+		-o IdentityAgent=none -o KexAlgorithms=ecdh-sha2-nistp256 \
+		-o Ciphers=aes256-gcm@openssh.com -o MACs=hmac-sha2-256 \
+		-o HostKeyAlgorithms=ecdsa-sha2-nistp256 \
 		-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
 		-o GlobalKnownHostsFile=/dev/null -o PreferredAuthentications="$4" \
 		-o NumberOfPasswordPrompts=1 -o ConnectTimeout=5 \
