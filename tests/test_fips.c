@@ -31,13 +31,14 @@
 
 /* the outside CA's library context: the default provider, nothing else */
 static OSSL_LIB_CTX *outside;
+static OSSL_PROVIDER *outside_default;
 
 static int
 setup_outside(void **state)
 {
 	(void)state;
 	outside = OSSL_LIB_CTX_new();
-	if (outside == NULL || OSSL_PROVIDER_load(outside, "default") == NULL)
+	if (outside == NULL || (outside_default = OSSL_PROVIDER_load(outside, "default")) == NULL)
 		return -1;
 	return 0;
 }
@@ -46,6 +47,7 @@ static int
 teardown_outside(void **state)
 {
 	(void)state;
+	OSSL_PROVIDER_unload(outside_default);
 	OSSL_LIB_CTX_free(outside);
 	return 0;
 }

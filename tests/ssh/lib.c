@@ -261,7 +261,8 @@ setup(void **state)
 	 * in CI's FIPS stage, refuses): the default provider, in a context of
 	 * its own */
 	fx.outside = OSSL_LIB_CTX_new();
-	if (fx.outside != NULL && OSSL_PROVIDER_load(fx.outside, "default") != NULL)
+	if (fx.outside != NULL &&
+	    (fx.outside_default = OSSL_PROVIDER_load(fx.outside, "default")) != NULL)
 		fx.rsa1024 = EVP_PKEY_Q_keygen(fx.outside, NULL, "RSA", (size_t)1024);
 	for (i = 0; i < K_N; i++) {
 		assert_non_null(fx.key[i]);
@@ -296,6 +297,7 @@ teardown(void **state)
 	EVP_PKEY_free(fx.p521);
 	EVP_PKEY_free(fx.ed25519);
 	EVP_PKEY_free(fx.rsa1024);
+	OSSL_PROVIDER_unload(fx.outside_default);
 	OSSL_LIB_CTX_free(fx.outside);
 	if (strncmp(fx.dir, "/tmp/piv-ssh-", 13) == 0) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx.dir);

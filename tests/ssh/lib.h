@@ -53,6 +53,7 @@ struct ssh_fx {
 	char key_path[K_N][128];
 	EVP_PKEY *rsa_other, *p256_other, *p521, *ed25519, *rsa1024;
 	OSSL_LIB_CTX *outside; /* where rsa1024 comes from */
+	OSSL_PROVIDER *outside_default;
 	char agent_sock[128];
 	pid_t agent_pid;
 	pid_t peer_pid;  /* the fake agent running as nobody */
