@@ -917,10 +917,12 @@ test_wire_decoders(void **state)
 
 /* ---- signatures ------------------------------------------------------ */
 
+/* A self-signed certificate for key, made in library context ctx (NULL:
+ * this process's). */
 static X509 *
-self_signed(EVP_PKEY *key)
+self_signed_in(OSSL_LIB_CTX *ctx, EVP_PKEY *key)
 {
-	X509 *cert = X509_new();
+	X509 *cert = X509_new_ex(ctx, NULL);
 
 	assert_non_null(cert);
 	X509_set_version(cert, 2);
@@ -933,6 +935,12 @@ self_signed(EVP_PKEY *key)
 	X509_set_issuer_name(cert, X509_get_subject_name(cert));
 	assert_true(X509_sign(cert, key, EVP_sha256()) > 0);
 	return cert;
+}
+
+static X509 *
+self_signed(EVP_PKEY *key)
+{
+	return self_signed_in(NULL, key);
 }
 
 /* A certificate made in another library context, parsed again in this
@@ -1115,17 +1123,7 @@ test_rsa_verify(void **state)
 		assert_non_null(dflt);
 		key = EVP_PKEY_Q_keygen(outside, NULL, "RSA", (size_t)1024);
 		assert_non_null(key);
-		cert = X509_new_ex(outside, NULL);
-		assert_non_null(cert);
-		X509_set_version(cert, 2);
-		ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-		X509_gmtime_adj(X509_getm_notBefore(cert), 0);
-		X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
-		X509_set_pubkey(cert, key);
-		X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
-		                           (const unsigned char *)"rsa1024", -1, -1, 0);
-		X509_set_issuer_name(cert, X509_get_subject_name(cert));
-		assert_true(X509_sign(cert, key, EVP_sha256()) > 0);
+		cert = self_signed_in(outside, key);
 		X509 *here = d2i_X509_here(cert);
 		assert_int_equal(piv_cert_key_kind(here, &is_ec, &hash, &field, &bits), -1);
 		assert_int_equal(bits, 1024);

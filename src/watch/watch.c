@@ -97,22 +97,32 @@ p11_log_cb(void *ud, int prio, const char *fmt, ...)
 static void
 say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* One line to fd, cut to fit: one write of less than PIPE_BUF, never
+ * interleaved with another writer's line. */
+static void vtell(int fd, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static void
-say(const char *fmt, ...)
+vtell(int fd, const char *fmt, va_list ap)
 {
 	char line[500];
-	va_list ap;
-	int n;
+	int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
 
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-	va_end(ap);
 	if (n < 0)
 		return;
 	if ((size_t)n > sizeof(line) - 2)
 		n = (int)sizeof(line) - 2;
 	line[n++] = '\n';
-	(void)!write(READY_FD, line, (size_t)n);
+	(void)!write(fd, line, (size_t)n);
+}
+
+static void
+say(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vtell(READY_FD, fmt, ap);
+	va_end(ap);
 }
 
 /* ---- the card side (the child) ------------------------------------- */
@@ -131,20 +141,11 @@ tell(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void
 tell(int fd, const char *fmt, ...)
 {
-	char line[400];
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	vtell(fd, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
-	line[n++] = '\n';
-	/* one write of less than PIPE_BUF: never interleaved with a beat */
-	(void)!write(fd, line, (size_t)n);
 }
 
 static void *
